@@ -1,0 +1,110 @@
+"""Crawl-level extensions: crash-safe resume and an honest verdict at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from scrapers.journal import ITEMS, read_jsonl
+
+logger = logging.getLogger(__name__)
+
+RUNNING_MARKER = "crawl.running"
+STATS_FILE = "stats.json"
+# What Scrapy keeps in JOBDIR; only consistent after a clean stop.
+_SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
+
+
+class ResumeGuard:
+    """Makes JOBDIR resumption safe after a hard kill.
+
+    Scrapy persists its request queue and seen-set on a clean stop (Ctrl-C once).
+    After SIGKILL/OOM they are stale and would silently drop requests that were in
+    flight. This extension runs before the scheduler opens: if the previous run
+    left its marker behind, Scrapy's state is discarded, the spider re-walks the
+    listings, and the journal (flushed item by item) tells it what to skip.
+    """
+
+    def __init__(self, jobdir: Path, crawler):
+        self.jobdir = jobdir
+        self.crawler = crawler
+        self.marker = jobdir / RUNNING_MARKER
+        jobdir.mkdir(parents=True, exist_ok=True)
+        if self.marker.exists():
+            collected = sum(1 for _ in read_jsonl(jobdir / ITEMS))
+            logger.warning(
+                "Previous crawl in %s stopped uncleanly (pid %s); discarding Scrapy's queue and "
+                "seen-set, re-walking listings, skipping %d products already journaled",
+                jobdir, self.marker.read_text().strip() or "?", collected,
+            )
+            crawler.stats.set_value("clipshoe/recovered_from_crash", 1)
+            for name in _SCRAPY_STATE:
+                path = jobdir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+        self.marker.write_text(str(os.getpid()))
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        jobdir = crawler.settings.get("JOBDIR")
+        if not jobdir:
+            raise NotConfigured
+        return cls(Path(jobdir), crawler)
+
+    def spider_closed(self, spider, reason):
+        # A graceful shutdown (first Ctrl-C) leaves Scrapy's state consistent.
+        self.marker.unlink(missing_ok=True)
+
+
+class CrawlVerdict:
+    """At close: turn 'finished with 0 items because every page was blocked' into a
+    loud failure (`clipshoe/verdict` = `blocked`), and write the final stats to
+    `stats.json` in the job directory for the orchestrator to read."""
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.jobdir = crawler.settings.get("JOBDIR") or crawler.settings.get("CLIPSHOE_JOURNAL_DIR")
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def spider_closed(self, spider, reason):
+        stats = self.crawler.stats
+        items = (stats.get_value("clipshoe/items") or 0) + (stats.get_value("clipshoe/resumed_items") or 0)
+        blocked = stats.get_value("clipshoe/blocked/count") or 0
+        verdict = "ok"
+        if items == 0 and blocked:
+            verdict = "blocked"
+            logger.error(
+                "Crawl of %s collected nothing: %d responses were block pages (%s). The site is "
+                "refusing this client; see README 'Live crawling' for cookies/headers or a browser handler.",
+                spider.name, blocked, _block_reasons(stats.get_stats()),
+            )
+        elif items == 0:
+            verdict = "empty"
+            logger.error("Crawl of %s collected no items (finish reason %s)", spider.name, reason)
+        stats.set_value("clipshoe/verdict", verdict)
+        if self.jobdir:
+            path = Path(self.jobdir) / STATS_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stats.get_stats(), default=str, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+
+
+def _block_reasons(stats: dict) -> str:
+    prefix = "clipshoe/blocked/"
+    parts = [f"{k[len(prefix):]}={v}" for k, v in stats.items()
+             if k.startswith(prefix) and k not in (prefix + "count", prefix + "gave_up")]
+    return ", ".join(parts) or "unknown"

@@ -1,0 +1,220 @@
+"""Item pipelines: validation, image download into a content-addressed store, and
+the crash-safe journal. Spiders only parse; everything stored happens here."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from itemadapter import ItemAdapter
+from PIL import Image, UnidentifiedImageError
+from scrapy import Request
+from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.http import Response
+from scrapy.pipelines.files import FilesPipeline
+
+from scrapers.items import InvalidItem, ProductItem, validate
+from scrapers.journal import Journal
+
+logger = logging.getLogger(__name__)
+
+MEDIA_META = "clipshoe_media"
+FAILURE_HEADER = b"X-Clipshoe-Download-Error"
+_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "MPO": "jpg"}
+
+
+class ValidationPipeline:
+    """Drop invalid items with a counted, recorded reason; count soft warnings."""
+
+    def __init__(self, crawler):
+        self.stats = crawler.stats
+        self.journal = Journal.from_settings(crawler.settings)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_item(self, item: ProductItem, spider=None):
+        try:
+            warnings = validate(item)
+        except InvalidItem as exc:
+            self.stats.inc_value(f"clipshoe/dropped/{exc.reason}")
+            self.journal.reject(site=item.site, stage="crawl", reason=exc.reason,
+                                product_id=item.product_id or None, url=item.url or None)
+            raise DropItem(f"invalid item ({exc})") from exc
+        for warning in warnings:
+            self.stats.inc_value(f"clipshoe/warning/{warning}")
+        return item
+
+    def close_spider(self, spider=None):
+        self.journal.close()
+
+
+class MediaFailureMiddleware:
+    """Downloader middleware: an image download that still fails after retries comes
+    back as a 599 response naming the failure, so the image pipeline records it per
+    item with a reason instead of logging an anonymous error. API requests untouched."""
+
+    def process_exception(self, request: Request, exception: Exception, spider=None):
+        if not request.meta.get(MEDIA_META):
+            return None
+        if isinstance(exception, IgnoreRequest):
+            reason = "blocked" if "blocked" in str(exception) else "filtered"
+        else:
+            reason = _download_failure_reason(exception)
+        return Response(request.url, status=599, headers={FAILURE_HEADER: reason}, request=request)
+
+
+def _download_failure_reason(exception: Exception) -> str:
+    name = type(exception).__name__
+    if name == "DownloadCancelledError" and "max size" in str(exception):
+        return "too_large"
+    return {
+        "DownloadTimeoutError": "timeout",
+        "ResponseDataLossError": "truncated",
+        "DownloadFailedError": "connection_failed",
+        "DownloadConnectionRefusedError": "connection_refused",
+        "CannotResolveHostError": "dns",
+    }.get(name, f"error_{name}")
+
+
+class ContentAddressedImagesPipeline(FilesPipeline):
+    """Download `image_urls` into `<store>/<sha256[:2]>/<sha256>.<ext>`.
+
+    The same picture listed by several products or sites is stored once. Each
+    image gets a result in `images` (same order as `image_urls`): either
+    `{url, status: "ok", path, sha256, bytes, width, height, format}` or
+    `{url, status: "failed", reason}` — never silently missing.
+    """
+
+    def __init__(self, store_uri, *, crawler=None, **kwargs):
+        super().__init__(store_uri, crawler=crawler, **kwargs)
+        settings = crawler.settings
+        self.store_dir = Path(store_uri)
+        self.max_bytes = settings.getint("CLIPSHOE_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
+        self.min_side = settings.getint("CLIPSHOE_IMAGE_MIN_SIDE", 80)
+        self.journal = Journal.from_settings(settings)
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        store = crawler.settings.get("CLIPSHOE_IMAGES_STORE") or crawler.settings.get("FILES_STORE")
+        if not store:
+            raise ValueError("Set CLIPSHOE_IMAGES_STORE (or FILES_STORE) to the image store directory")
+        return cls(store, crawler=crawler)
+
+    def get_media_requests(self, item, info):
+        return [
+            Request(url, meta={MEDIA_META: True, "download_maxsize": self.max_bytes})
+            for url in ItemAdapter(item).get("image_urls") or []
+        ]
+
+    def media_to_download(self, request, info, *, item=None):
+        return None  # content-addressed: the path is known only after download
+
+    async def media_downloaded(self, response: Response, request: Request, info, *, item=None) -> dict[str, Any]:
+        failure = response.headers.get(FAILURE_HEADER)
+        if failure:
+            return _failed(request.url, failure.decode())
+        if response.status != 200:
+            return _failed(request.url, f"http_{response.status}")
+        return self.store_image(request.url, response.body)
+
+    def store_image(self, url: str, body: bytes) -> dict[str, Any]:
+        if not body:
+            return _failed(url, "empty")
+        if len(body) > self.max_bytes:
+            return _failed(url, "too_large")
+        try:
+            with Image.open(io.BytesIO(body)) as image:
+                width, height = image.size
+                fmt = image.format or "unknown"
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return _failed(url, "not_an_image")
+        if min(width, height) < self.min_side:
+            return _failed(url, "too_small")
+        digest = hashlib.sha256(body).hexdigest()
+        relative = f"{digest[:2]}/{digest}.{_EXTENSIONS.get(fmt, 'bin')}"
+        _write_once(self.store_dir / relative, body)
+        return {"url": url, "status": "ok", "path": relative, "sha256": digest, "bytes": len(body),
+                "width": width, "height": height, "format": fmt, "reason": None}
+
+    def item_completed(self, results, item: ProductItem, info):
+        by_url = {}
+        for ok, result in results:
+            if ok:
+                by_url[result["url"]] = result
+            else:  # a bug in our own code path, not a download failure: keep it visible
+                logger.error("Image pipeline error: %s", result.getErrorMessage())
+        images = []
+        for url in item.image_urls:
+            result = by_url.get(url) or _failed(url, "pipeline_error")
+            images.append(result)
+            if result["status"] == "ok":
+                self.stats.inc_value("clipshoe/images/ok")
+            else:
+                self.stats.inc_value(f"clipshoe/images/failed/{result['reason']}")
+                self.journal.reject(site=item.site, stage="download", reason=result["reason"],
+                                    product_id=item.product_id, url=item.url, image_url=url)
+        item.images = images
+        return item
+
+    def close_spider(self, spider=None):
+        self.journal.close()
+
+
+def _failed(url: str, reason: str) -> dict[str, Any]:
+    return {"url": url, "status": "failed", "path": None, "sha256": None, "bytes": None,
+            "width": None, "height": None, "format": None, "reason": reason}
+
+
+def _write_once(path: Path, body: bytes) -> None:
+    """Atomic write (temp file + rename); an existing file is the same content."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class JournalPipeline:
+    """Last stage: drop repeats of a product (also across a resumed crawl) and append
+    each kept item to the crash-safe journal."""
+
+    def __init__(self, crawler):
+        self.stats = crawler.stats
+        self.journal = Journal.from_settings(crawler.settings)
+        self.seen: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def open_spider(self, spider=None):
+        self.seen = self.journal.collected_ids()
+        self.stats.set_value("clipshoe/resumed_items", len(self.seen))
+
+    def process_item(self, item: ProductItem, spider=None):
+        if item.product_id in self.seen:
+            self.stats.inc_value("clipshoe/dropped/duplicate")
+            raise DropItem(f"duplicate product {item.site}:{item.product_id}")
+        self.seen.add(item.product_id)
+        self.journal.append_item(dataclasses.asdict(item))
+        self.stats.inc_value("clipshoe/items")
+        return item
+
+    def close_spider(self, spider=None):
+        self.journal.close()

@@ -1,0 +1,78 @@
+"""Scrapy settings for the CLIP Shoe crawlers: the politeness policy first.
+
+Live shops are crawled slowly and considerately: robots.txt obeyed, AutoThrottle,
+few concurrent requests per domain, retries with exponential backoff on 429/5xx,
+timeouts and block pages. Tests and benchmarks relax the pacing explicitly
+(`-s` overrides) when they talk to the loopback replay shop.
+"""
+
+import os
+
+BOT_NAME = "clipshoe"
+SPIDER_MODULES = ["scrapers.spiders"]
+NEWSPIDER_MODULE = "scrapers.spiders"
+
+# --- Politeness -------------------------------------------------------------
+ROBOTSTXT_OBEY = True
+USER_AGENT = "clipshoe-research-crawler (+https://github.com/clipshoe/clipshoe)"
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.5
+RANDOMIZE_DOWNLOAD_DELAY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 30
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "application/json, text/html;q=0.9, */*;q=0.8",
+    "Accept-Language": "vi-VN,vi;q=0.9,en;q=0.8",
+}
+
+# --- Retries with backoff, block pages ---------------------------------------
+RETRY_ENABLED = True
+RETRY_TIMES = 5
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
+CLIPSHOE_BACKOFF_BASE = 1.0  # seconds; doubles per attempt, jittered, capped
+CLIPSHOE_BACKOFF_MAX = 60.0
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "scrapers.middlewares.BackoffRetryMiddleware": 550,
+    # Below retry: sees an image failure only once retries are exhausted.
+    "scrapers.pipelines.MediaFailureMiddleware": 540,
+}
+SPIDER_MIDDLEWARES = {
+    "scrapers.middlewares.MalformedResponseMiddleware": 550,
+}
+
+# --- The replay switch (see scrapers/replay.py) -------------------------------
+CLIPSHOE_REPLAY_URL = os.environ.get("CLIPSHOE_REPLAY_URL", "")
+DOWNLOAD_HANDLERS = {
+    "http": "scrapers.replay.ReplayDownloadHandler",
+    "https": "scrapers.replay.ReplayDownloadHandler",
+}
+
+# --- Storage -----------------------------------------------------------------
+_DATA_DIR = os.environ.get("CLIPSHOE_DATA_DIR", "data")
+CLIPSHOE_IMAGES_STORE = os.path.join(_DATA_DIR, "images")
+CLIPSHOE_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # larger bodies are cancelled mid-download
+CLIPSHOE_IMAGE_MIN_SIDE = 80  # pixels; thumbnails and tracking pixels are useless for CLIP
+ITEM_PIPELINES = {
+    "scrapers.pipelines.ValidationPipeline": 100,
+    "scrapers.pipelines.ContentAddressedImagesPipeline": 500,
+    "scrapers.pipelines.JournalPipeline": 900,
+}
+EXTENSIONS = {
+    "scrapers.extensions.ResumeGuard": 0,
+    "scrapers.extensions.CrawlVerdict": 10,
+}
+# Fail fast on HTTP bodies cut short: they are retried, never parsed.
+DOWNLOAD_FAIL_ON_DATALOSS = True
+
+# --- Limits (per crawl; 0 = no limit). Spider arguments override: -a max_pages=3
+CLIPSHOE_MAX_PAGES = 0  # listing pages per category
+CLIPSHOE_MAX_ITEMS = 0  # products per crawl
+
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = os.environ.get("SCRAPY_LOG_LEVEL", "INFO")

@@ -1,0 +1,99 @@
+"""What every shop spider shares: category configuration, page/item caps, resume
+skipping, and strict JSON loading. Site spiders implement `listing_request` and
+their parse callbacks; they never store anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+
+from scrapers.journal import Journal
+from scrapers.middlewares import MalformedResponse
+
+
+class ShopSpider(scrapy.Spider):
+    #: category keys (ids or slugs) crawled when none are given; see SITES.md
+    default_categories: tuple[str, ...] = ()
+
+    def __init__(self, categories: str | None = None, max_pages: str | int | None = None,
+                 max_items: str | int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._categories_arg = categories
+        self._max_pages_arg = max_pages
+        self._max_items_arg = max_items
+        self.products_requested = 0
+        self.already_collected: set[str] = set()
+
+    # -- configuration --------------------------------------------------------
+    @property
+    def categories(self) -> list[str]:
+        """`-a categories=a,b` > setting CLIPSHOE_CATEGORIES[site] > defaults."""
+        if self._categories_arg:
+            return [c.strip() for c in str(self._categories_arg).split(",") if c.strip()]
+        configured = self.settings.getdict("CLIPSHOE_CATEGORIES").get(self.name)
+        return list(configured or self.default_categories)
+
+    @property
+    def max_pages(self) -> int:
+        value = self._max_pages_arg if self._max_pages_arg is not None else self.settings.getint("CLIPSHOE_MAX_PAGES")
+        return int(value or 0)
+
+    @property
+    def max_items(self) -> int:
+        value = self._max_items_arg if self._max_items_arg is not None else self.settings.getint("CLIPSHOE_MAX_ITEMS")
+        return int(value or 0)
+
+    # -- crawl control ----------------------------------------------------------
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        # Resume: products already in the journal are not fetched again.
+        self.already_collected = Journal.from_settings(self.settings).collected_ids()
+        for category in self.categories:
+            yield self.listing_request(category, 1)
+
+    def listing_request(self, category: str, page: int) -> scrapy.Request:
+        raise NotImplementedError
+
+    def wants_page(self, page: int) -> bool:
+        return not self.max_pages or page <= self.max_pages
+
+    def wants_product(self, product_id: Any) -> bool:
+        """False for products already collected (resume) or past the item cap.
+        Counts the products it says yes to."""
+        if product_id is None or str(product_id) in self.already_collected:
+            if product_id is not None:
+                self.crawler.stats.inc_value("clipshoe/skipped/already_collected")
+            return False
+        if self.max_items and self.products_requested >= self.max_items:
+            return False
+        self.products_requested += 1
+        return True
+
+    def next_listing(self, category: str, page: int, has_more: bool) -> list[scrapy.Request]:
+        """The next listing page, if the listing says there is one and caps allow.
+        Stops at the item cap too, so a capped crawl ends promptly."""
+        if not has_more or not self.wants_page(page + 1):
+            return []
+        if self.max_items and self.products_requested >= self.max_items:
+            return []
+        return [self.listing_request(category, page + 1)]
+
+    # -- parsing helpers ----------------------------------------------------------
+    @staticmethod
+    def load_json(response: Response) -> Any:
+        """The JSON body, or MalformedResponse (retried, then counted)."""
+        try:
+            return json.loads(response.body)
+        except ValueError as exc:
+            raise MalformedResponse("json", f"{response.url}: {exc}") from exc
+
+    @staticmethod
+    def entries(container: Any, key: str) -> list[dict[str, Any]]:
+        """`container[key]` as a list of dicts; a missing/non-list envelope is malformed.
+        Non-dict entries are dropped (counted by the caller via their absence)."""
+        if not isinstance(container, dict) or not isinstance(container.get(key), list):
+            raise MalformedResponse("envelope", f"expected a list under {key!r}")
+        return [e for e in container[key] if isinstance(e, dict)]

@@ -1,0 +1,78 @@
+"""Small parsing helpers shared by the spiders: HTML to plain text, URL hygiene.
+
+Only mechanical normalisation happens here (what any consumer of the item needs);
+promo-spam removal and caption building belong to curation.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Iterable
+from urllib.parse import urljoin
+
+from w3lib.html import remove_comments, remove_tags, remove_tags_with_content
+
+_BLOCK_TAGS = re.compile(r"<\s*(br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t\u00a0\u200b]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def html_to_text(value: object) -> str:
+    """Plain text from an HTML fragment: scripts/styles dropped with their content,
+    block tags turned into line breaks, entities decoded, NFC, whitespace collapsed."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text in ("None", "null"):  # nulls printed through Python/JS by some sources
+        return ""
+    text = remove_comments(text)
+    text = remove_tags_with_content(text, which_ones=("script", "style", "noscript", "iframe"))
+    text = _BLOCK_TAGS.sub("\n", text)
+    text = remove_tags(text)
+    text = html.unescape(html.unescape(text))  # shops often double-escape
+    text = unicodedata.normalize("NFC", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def clean_str(value: object) -> str | None:
+    """A one-line plain string, or None for missing/placeholder values."""
+    text = html_to_text(value).replace("\n", " ").strip()
+    if text.lower() in ("", "none", "null", "0", "no brand", "oem"):
+        return None
+    return text
+
+
+def absolute_url(url: object, base: str = "https://") -> str | None:
+    """Absolute https URL from absolute, protocol-relative or relative forms."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    url = url.strip()
+    if url.startswith("//"):
+        return "https:" + url
+    if url.startswith(("http://", "https://")):
+        return url
+    return urljoin(base, url)
+
+
+def unique(urls: Iterable[str | None]) -> list[str]:
+    """Drop empties and repeats, keep the first occurrence's order."""
+    seen: dict[str, None] = {}
+    for url in urls:
+        if url and url not in seen:
+            seen[url] = None
+    return list(seen)
+
+
+def to_float(value: object) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    digits = re.sub(r"[^\d.]", "", str(value))
+    try:
+        return float(digits) if digits else None
+    except ValueError:
+        return None
