@@ -19,6 +19,19 @@ from scrapy.http import Response
 
 SETTING = "CLIPSHOE_REPLAY_URL"
 
+# Pacing for the loopback shop: politeness delays protect real shops, not our own
+# server, and tests/demos should not wait on them. Applied at spider priority when
+# replay is on, so `-s` on the command line still wins.
+REPLAY_PACE = {
+    "DOWNLOAD_DELAY": 0,
+    "AUTOTHROTTLE_ENABLED": False,
+    "CONCURRENT_REQUESTS": 64,
+    "CONCURRENT_REQUESTS_PER_DOMAIN": 16,
+    "CLIPSHOE_BACKOFF_BASE": 0.02,
+    "CLIPSHOE_BACKOFF_MAX": 0.5,
+    "DOWNLOAD_TIMEOUT": 10,
+}
+
 
 def replay_base(settings) -> str | None:
     """The replay base URL from the Scrapy setting, else the environment."""

@@ -11,6 +11,7 @@ import os
 BOT_NAME = "clipshoe"
 SPIDER_MODULES = ["scrapers.spiders"]
 NEWSPIDER_MODULE = "scrapers.spiders"
+COMMANDS_MODULE = "scrapers.commands"  # `crawl` exits non-zero on a blocked/empty crawl
 
 # --- Politeness -------------------------------------------------------------
 ROBOTSTXT_OBEY = True

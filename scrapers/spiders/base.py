@@ -13,6 +13,7 @@ from scrapy.http import Response
 
 from scrapers.journal import Journal
 from scrapers.middlewares import MalformedResponse
+from scrapers.replay import REPLAY_PACE, replay_base
 
 
 class ShopSpider(scrapy.Spider):
@@ -27,6 +28,12 @@ class ShopSpider(scrapy.Spider):
         self._max_items_arg = max_items
         self.products_requested = 0
         self.already_collected: set[str] = set()
+
+    @classmethod
+    def update_settings(cls, settings) -> None:
+        super().update_settings(settings)
+        if replay_base(settings):
+            settings.setdict(REPLAY_PACE, priority="spider")
 
     # -- configuration --------------------------------------------------------
     @property

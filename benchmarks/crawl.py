@@ -1,0 +1,92 @@
+"""Crawl throughput against the replay shop on loopback.
+
+Runs one spider in one Scrapy process over a large synthetic catalog and prints
+requests/s, items/s, CPU-seconds per 1000 items and peak RSS of the crawler
+process, for an API-only crawl and a full crawl with image downloads, each
+repeated (median reported). The shop runs in this process; the crawler is a
+child process, measured with os.wait4 so the shop's own cost is not counted.
+
+    python benchmarks/crawl.py --products 20000 --runs 1
+Targets (issue #2): >= 150 requests/s in one process, peak RSS < 1 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from replay_shop.catalog import Catalog  # noqa: E402
+from replay_shop.server import running_shop  # noqa: E402
+from scrapers.runner import PROJECT_ROOT, crawl_command  # noqa: E402
+
+
+def one_run(site: str, shop_url: str, images: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="clipshoe-bench-") as tmp:
+        work = Path(tmp)
+        settings = {"LOG_LEVEL": "WARNING", "CONCURRENT_REQUESTS": 128, "CONCURRENT_REQUESTS_PER_DOMAIN": 64,
+                    "ROBOTSTXT_OBEY": True}
+        if not images:
+            settings["ITEM_PIPELINES"] = json.dumps({"scrapers.pipelines.ValidationPipeline": 100,
+                                                     "scrapers.pipelines.JournalPipeline": 900})
+        command = crawl_command(site, jobdir=work / "job", images_dir=work / "images",
+                                replay_url=shop_url, settings=settings)
+        start = time.perf_counter()
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=(work / "log").open("w"))
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"crawl failed ({process.returncode}):\n{(work / 'log').read_text()[-3000:]}")
+        stats = json.loads((work / "job" / "stats.json").read_text())
+    crawl_seconds = stats.get("elapsed_time_seconds") or wall
+    requests = stats.get("downloader/request_count", 0)
+    items = stats.get("clipshoe/items", 0)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"requests": requests, "items": items, "wall_s": wall, "crawl_s": crawl_seconds,
+            "req_per_s": requests / crawl_seconds, "items_per_s": items / crawl_seconds,
+            "cpu_s_per_1k_items": 1000 * cpu / max(items, 1), "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--site", default="tiki")
+    parser.add_argument("--products", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", default="api,full", help="api (no image downloads), full (with images)")
+    args = parser.parse_args()
+
+    catalog = Catalog(seed=0, products_per_site=args.products, sites=(args.site,))
+    catalog.products(args.site)  # generate before timing
+    rows = []
+    with running_shop(catalog) as shop:
+        for mode in args.modes.split(","):
+            runs = [one_run(args.site, shop.url, images=(mode == "full")) for _ in range(args.runs)]
+            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            rows.append((mode, median))
+            print(f"# {mode}: {len(runs)} run(s) done", file=sys.stderr)
+
+    print(f"\ncrawl benchmark — site={args.site} products={args.products} runs={args.runs} (median) "
+          f"on {platform.node()} ({os.cpu_count()} cpus, Python {platform.python_version()})")
+    header = ("mode", "requests", "items", "crawl s", "requests/s", "items/s", "CPU-s/1k items", "peak RSS MiB")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for mode, m in rows:
+        print(f"| {mode} | {m['requests']:.0f} | {m['items']:.0f} | {m['crawl_s']:.1f} | {m['req_per_s']:.0f} | "
+              f"{m['items_per_s']:.0f} | {m['cpu_s_per_1k_items']:.2f} | {m['peak_rss_mib']:.0f} |")
+    if len(rows) == 2:
+        print(f"\nfull/api requests/s ratio: {rows[1][1]['req_per_s'] / rows[0][1]['req_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The crawl foundation on its own: item validation, text cleaning, the replay
+rewrite, block detection and the crash-safe journal."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from scrapy.http import TextResponse
+
+from scrapers.attributes import normalise_attributes
+from scrapers.blocks import detect_block
+from scrapers.items import InvalidItem, ProductItem, validate
+from scrapers.journal import Journal, read_jsonl
+from scrapers.replay import replay_base, to_replay
+from scrapers.text import absolute_url, clean_str, html_to_text, to_float, unique
+
+
+def make_item(**overrides) -> ProductItem:
+    base = dict(site="tiki", product_id="123", url="https://tiki.vn/giay-p123.html", title="Giày thể thao",
+                image_urls=["https://salt.tikicdn.com/ts/product/aa/bb/cc/x.jpg"], brand="Biti's")
+    base.update(overrides)
+    return ProductItem(**base)
+
+
+def test_valid_item_has_no_warnings():
+    assert validate(make_item(description="Êm chân", price=350000.0, category_path=["Giày - Dép nam"])) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"product_id": ""}, "missing_product_id"),
+        ({"url": "http://127.0.0.1:8000/tiki.vn/x"}, "bad_url"),
+        ({"url": "/relative"}, "bad_url"),
+        ({"title": "  "}, "missing_title"),
+        ({"image_urls": []}, "no_images"),
+        ({"image_urls": ["//cdn/x.jpg"]}, "bad_image_url"),
+        ({"image_urls": ["https://a/x.jpg", "https://a/x.jpg"]}, "duplicate_image_urls"),
+        ({"attributes": {"colour": 3}}, "bad_attributes"),
+        ({"price": -1}, "bad_price"),
+        ({"site": "amazon"}, "unknown_site"),
+    ],
+)
+def test_invalid_items_name_their_reason(overrides, reason):
+    with pytest.raises(InvalidItem) as exc:
+        validate(make_item(**overrides))
+    assert exc.value.reason == reason
+
+
+def test_null_brand_is_a_counted_warning_not_a_drop():
+    assert "missing_brand" in validate(make_item(brand=None))
+
+
+def test_html_to_text_drops_scripts_and_keeps_lines():
+    html = "<p>Giày &amp;amp; dép</p><script>alert('x')</script><style>p{}</style>Êm<br>nhẹ&nbsp;&nbsp;bền"
+    assert html_to_text(html) == "Giày & dép\nÊm\nnhẹ bền"
+    assert html_to_text(None) == "" and html_to_text("None") == ""
+
+
+def test_clean_str_maps_placeholders_to_none():
+    assert clean_str(" <b>Nike</b> ") == "Nike"
+    for placeholder in (None, "", "None", "0", "No Brand"):
+        assert clean_str(placeholder) is None
+
+
+def test_url_helpers():
+    assert absolute_url("//vn-live-01.slatic.net/p/a.jpg") == "https://vn-live-01.slatic.net/p/a.jpg"
+    assert absolute_url("p/x-1", "https://www.zalora.com.my/") == "https://www.zalora.com.my/p/x-1"
+    assert absolute_url("") is None
+    assert unique(["b", None, "a", "b"]) == ["b", "a"]
+    assert to_float("S$ 79.00") == 79.0 and to_float(None) is None and to_float(True) is None
+
+
+def test_attributes_are_canonical():
+    attrs = normalise_attributes([("Màu sắc", "Đen"), ("Chất liệu", "Da bò"), ("Màu", "Trắng"),
+                                  ("Giới tính", "Nam"), ("Đế", "<b>Cao su</b>"), ("x", None)])
+    assert attrs == {"colour": "Đen, Trắng", "material": "Da bò", "gender": "Nam", "đế": "Cao su"}
+
+
+def test_replay_rewrite_keeps_host_path_and_query():
+    base = "http://127.0.0.1:8765"
+    assert to_replay("https://tiki.vn/api/v2/products?category=1686&page=2", base) == (
+        "http://127.0.0.1:8765/tiki.vn/api/v2/products?category=1686&page=2"
+    )
+    assert to_replay("https://shopee.vn", base) == "http://127.0.0.1:8765/shopee.vn/"
+
+
+def test_replay_base_reads_setting_then_environment(monkeypatch):
+    monkeypatch.delenv("CLIPSHOE_REPLAY_URL", raising=False)
+    assert replay_base({}) is None
+    monkeypatch.setenv("CLIPSHOE_REPLAY_URL", "http://127.0.0.1:9/")
+    assert replay_base({}) == "http://127.0.0.1:9"
+    assert replay_base({"CLIPSHOE_REPLAY_URL": "http://127.0.0.1:7"}) == "http://127.0.0.1:7"
+    with pytest.raises(ValueError):
+        replay_base({"CLIPSHOE_REPLAY_URL": "127.0.0.1:7"})
+
+
+def _response(url: str, body: bytes, status: int = 200) -> TextResponse:
+    return TextResponse(url, body=body, status=status, encoding="utf-8")
+
+
+def test_block_pages_are_recognised():
+    assert detect_block(_response("https://shopee.vn/api/v4/pdp/get_pc?item_id=1",
+                                  b'{"error":90309999,"action_type":2,"tracking_id":"x"}')) == "shopee_90309999"
+    assert detect_block(_response("https://shopee.vn/api/v4/pdp/get_pc", b'{"error":null,"data":{}}')) is None
+    assert detect_block(_response("https://www.lazada.vn/giay/?ajax=true",
+                                  b'{"rgv587_flag":"sm","url":"/_____tmd_____/punish"}')) == "lazada_captcha"
+    assert detect_block(_response("https://tiki.vn/api/v2/products", b"{}", status=403)) == "http_403"
+    assert detect_block(_response("https://tiki.vn/api/v2/products", b'{"error": 90309999}')) is None
+
+
+def test_journal_survives_a_torn_last_line(tmp_path):
+    journal = Journal(tmp_path)
+    journal.append_item(dataclasses.asdict(make_item(product_id="1")))
+    journal.close()
+    with (tmp_path / "items.jsonl").open("ab") as f:
+        f.write(b'{"product_id": "2", "ti')  # killed mid-write
+    assert Journal(tmp_path).collected_ids() == {"1"}
+    journal = Journal(tmp_path)
+    journal.append_item(dataclasses.asdict(make_item(product_id="3")))
+    journal.close()
+    assert [row["product_id"] for row in read_jsonl(tmp_path / "items.jsonl")] == ["1", "3"]
+
+
+def test_journal_is_off_without_a_directory():
+    journal = Journal.from_settings({})
+    journal.reject(site="tiki", stage="crawl", reason="x")
+    assert journal.collected_ids() == set()
