@@ -111,7 +111,8 @@ class ContentAddressedImagesPipeline(FilesPipeline):
 
     def get_media_requests(self, item, info):
         return [
-            Request(url, meta={MEDIA_META: True, "download_maxsize": self.max_bytes})
+            # CDN hosts are not the spider's allowed_domains: images are never offsite.
+            Request(url, meta={MEDIA_META: True, "download_maxsize": self.max_bytes, "allow_offsite": True})
             for url in ItemAdapter(item).get("image_urls") or []
         ]
 

@@ -27,6 +27,7 @@ class ShopSpider(scrapy.Spider):
         self._max_pages_arg = max_pages
         self._max_items_arg = max_items
         self.products_requested = 0
+        self.requested_ids: set[str] = set()
         self.already_collected: set[str] = set()
 
     @classmethod
@@ -68,14 +69,20 @@ class ShopSpider(scrapy.Spider):
         return not self.max_pages or page <= self.max_pages
 
     def wants_product(self, product_id: Any) -> bool:
-        """False for products already collected (resume) or past the item cap.
-        Counts the products it says yes to."""
-        if product_id is None or str(product_id) in self.already_collected:
-            if product_id is not None:
-                self.crawler.stats.inc_value("clipshoe/skipped/already_collected")
+        """False for products already requested in this crawl (a product listed in two
+        categories), already collected (resume) or past the item cap."""
+        if product_id is None:
+            return False
+        key = str(product_id)
+        if key in self.requested_ids:
+            return False
+        if key in self.already_collected:
+            self.crawler.stats.inc_value("clipshoe/skipped/already_collected")
+            self.requested_ids.add(key)
             return False
         if self.max_items and self.products_requested >= self.max_items:
             return False
+        self.requested_ids.add(key)
         self.products_requested += 1
         return True
 

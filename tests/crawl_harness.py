@@ -1,0 +1,54 @@
+"""Running real crawls (subprocesses) against the in-process replay shop."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from replay_shop.catalog import Catalog
+from replay_shop.sites import renderers
+from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
+from scrapers.runner import PROJECT_ROOT, crawl_command
+
+import json
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    log: str
+    items: list[dict]
+    rejections: list[dict]
+    stats: dict
+
+
+def listed_ids(catalog: Catalog, site: str) -> set[str]:
+    """Every product the shop lists in the spider's default categories (ground truth)."""
+    renderer = renderers()[site]
+    return {p.product_id for category in renderer.categories for p in catalog.listing(site, category)}
+
+
+def crawl_popen(site: str, shop_url: str, workdir: Path, **settings) -> subprocess.Popen:
+    command = crawl_command(site, jobdir=workdir / "job", images_dir=workdir / "images",
+                            replay_url=shop_url, settings=settings)
+    log = (workdir / "crawl.log").open("a")
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def crawl(site: str, shop_url: str, workdir: Path, timeout: float = 120, **settings) -> CrawlResult:
+    process = crawl_popen(site, shop_url, workdir, **settings)
+    process.wait(timeout=timeout)
+    return collect(workdir, process.returncode)
+
+
+def collect(workdir: Path, returncode: int) -> CrawlResult:
+    job = workdir / "job"
+    stats_path = job / "stats.json"
+    return CrawlResult(
+        returncode=returncode,
+        log=(workdir / "crawl.log").read_text(),
+        items=list(read_jsonl(job / ITEMS)),
+        rejections=list(read_jsonl(job / REJECTIONS)),
+        stats=json.loads(stats_path.read_text()) if stats_path.exists() else {},
+    )
