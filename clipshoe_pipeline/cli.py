@@ -1,0 +1,69 @@
+"""The `clipshoe` command line: one subcommand per job, one function per subcommand.
+
+Add a subcommand by writing `add_<name>_command(subparsers)` that registers its
+arguments and sets `run=<function taking the parsed args, returning an exit code>`,
+then listing it in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from replay_shop.model import Faults
+
+FAULT_PRESETS: dict[str, Callable[[], Faults]] = {"none": Faults.none, "default": Faults.default_on}
+
+
+def run_replay_shop(args: argparse.Namespace) -> int:
+    # Imported here: other subcommands should not pay for the shop's imports.
+    from replay_shop.catalog import Catalog
+    from replay_shop.server import ReplayShop, serve_forever
+
+    catalog = Catalog(seed=args.seed, products_per_site=args.products_per_site)
+    if args.ground_truth:
+        print(f"ground truth written to {catalog.write_ground_truth(args.ground_truth)}", flush=True)
+
+    def announce(shop: ReplayShop) -> None:
+        print(f"replay shop serving at {shop.url} (Ctrl-C to stop)", flush=True)
+
+    if args.access_log:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    serve_forever(catalog, faults=FAULT_PRESETS[args.faults](), host=args.host, port=args.port, on_ready=announce,
+                  access_log=args.access_log)
+    return 0
+
+
+def add_replay_shop_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("replay-shop", help="serve the synthetic shops in the real sites' response shapes")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--products-per-site", type=int, default=200)
+    parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="none",
+                        help="planted HTTP faults: none, or the default mix used by the fault tests")
+    parser.add_argument("--ground-truth", metavar="PATH", help="also write the catalog's ground truth JSON here")
+    parser.add_argument("--access-log", action="store_true", help="log every request (slows the shop down)")
+    parser.set_defaults(run=run_replay_shop)
+
+
+COMMANDS = (add_replay_shop_command,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipshoe", description="CLIP Shoe: crawl, curate, train, evaluate.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The replay shop's HTTP server: the five synthetic shops on one loopback port.
+
+A request for `https://HOST/PATH?Q` arrives as `/HOST/PATH?Q` (see scrapers/replay.py).
+Image CDN hosts are answered from the catalog; API and page hosts by the site's
+renderer. On top, the server plants the faults of a real crawl (429, 500, slow
+answers, block pages, malformed JSON, connections dropped mid-image), decided
+deterministically per (seed, URL, attempt) and capped per URL, so a crawler that
+retries enough still collects everything and a test can tell exactly what it saw.
+
+Use `running_shop(...)` in tests and benchmarks (a background thread with its own
+event loop) and `serve_forever(...)` for the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.log import access_logger
+
+from replay_shop.catalog import Catalog
+from replay_shop.model import Faults, ShopImage
+from replay_shop.pictures import content_type
+from replay_shop.sites import ShopReply, ShopRequest, SiteRenderer
+
+ROBOTS_TXT = "User-agent: *\nAllow: /\n"
+
+# Order matters: a request's roll falls into the first kind whose cumulative rate covers it.
+FAULT_KINDS = ("http_429", "http_500", "slow", "block", "malformed_json", "truncated_image")
+_ALWAYS_APPLICABLE = frozenset(("http_429", "http_500", "slow", "block"))
+
+
+class ReplayShop:
+    """The server and its bookkeeping: `stats` counts requests per host and faults
+    per kind; `url` is set once started."""
+
+    def __init__(self, catalog: Catalog, faults: Faults = Faults(), host: str = "127.0.0.1", port: int = 0,
+                 access_log: bool = False):
+        self.catalog = catalog
+        self.access_log = access_log
+        self.faults = faults
+        self.host = host
+        self.port = port
+        self.url = ""
+        self.stats: dict[str, Any] = {"requests": 0, "requests_by_host": {}, "faults": {}, "images": 0,
+                                      "not_found": 0}
+        self._renderer_of_host: dict[str, SiteRenderer] = {}
+        self._image_hosts: dict[str, SiteRenderer] = {}
+        for renderer in catalog.renderers.values():
+            self._renderer_of_host.update(dict.fromkeys(renderer.hosts, renderer))
+            self._image_hosts.update(dict.fromkeys(renderer.image_hosts, renderer))
+        self._attempts: dict[str, int] = {}  # URL key -> requests so far
+        self._faults_in_row: dict[str, int] = {}  # URL key -> consecutive faulted answers
+        self._ground_truth_body: bytes | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = self._make_app()
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> str:
+        # Access log off by default: formatting a line per request costs more than answering it.
+        self._runner = web.AppRunner(self.app, access_log=access_logger if self.access_log else None,
+                                     handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.url = f"http://{self.host}:{self.port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/_shop/stats", self._stats)
+        app.router.add_get("/_shop/ground_truth", self._ground_truth)
+        app.router.add_route("*", "/{host}/{path:.*}", self._handle)
+        return app
+
+    # -- routes -------------------------------------------------------------------------
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats)
+
+    async def _ground_truth(self, request: web.Request) -> web.Response:
+        if self._ground_truth_body is None:
+            self._ground_truth_body = json.dumps(self.catalog.ground_truth(), ensure_ascii=False).encode()
+        return web.Response(body=self._ground_truth_body, content_type="application/json")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        host = request.match_info["host"]
+        path = "/" + request.match_info["path"]
+        by_host = self.stats["requests_by_host"]
+        by_host[host] = by_host.get(host, 0) + 1
+        self.stats["requests"] += 1
+        known = host in self._renderer_of_host or host in self._image_hosts
+        if path == "/robots.txt":
+            return web.Response(text=ROBOTS_TXT) if known else self._not_found()
+        key = f"{request.method} {request.raw_path}"  # raw_path is /HOST/PATH?QUERY
+        image = self._image(request, host, path)
+        if image is not None:
+            return await self._serve_image(request, key, host, image)
+        renderer = self._renderer_of_host.get(host)
+        if renderer is None:
+            return self._not_found()
+        reply = renderer.handle(self.catalog, ShopRequest(host=host, path=path, query=_first_values(request),
+                                                          headers={k.lower(): v for k, v in request.headers.items()}))
+        if reply is None:
+            return self._not_found()
+        fault = self._fault(key, {"malformed_json"} if reply.is_json else set())
+        if fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        elif fault == "malformed_json":
+            return web.Response(status=reply.status, body=reply.body[: len(reply.body) // 2],
+                                headers={"Content-Type": reply.content_type})
+        elif fault is not None:
+            return self._error_reply(fault, renderer)
+        return web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type})
+
+    def _image(self, request: web.Request, host: str, path: str) -> ShopImage | None:
+        if host in self._renderer_of_host and host not in self._image_hosts:
+            return None
+        query = f"?{request.query_string}" if request.query_string else ""
+        image = self.catalog.image_for(f"https://{host}{path}{query}")
+        # The decoded path may differ from the URL the shop printed (percent-escapes, "//").
+        return image or self.catalog.image_for("https:/" + request.raw_path)
+
+    async def _serve_image(self, request: web.Request, key: str, host: str, image: ShopImage) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        # Rendering runs off the event loop: Pillow releases the GIL, and a planted
+        # huge image must not stall every other connection.
+        body = await loop.run_in_executor(None, self.catalog.image_bytes, image)
+        ctype = content_type(image.fmt, image.defect)
+        fault = self._fault(key, {"truncated_image"} if len(body) > 1 else set())
+        if fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        elif fault == "truncated_image":
+            return await self._truncated(request, body, ctype)
+        elif fault is not None:
+            return self._error_reply(fault, self._image_hosts.get(host))
+        self.stats["images"] += 1
+        return web.Response(body=body, headers={"Content-Type": ctype})
+
+    # -- faults -------------------------------------------------------------------------
+    def _fault(self, key: str, applicable: set[str]) -> str | None:
+        """The fault this answer carries, if any: rolled from (seed, URL, attempt),
+        never more than `max_per_url` in a row for one URL."""
+        attempt = self._attempts.get(key, 0)
+        self._attempts[key] = attempt + 1
+        kind = self._roll(key, attempt)
+        in_row = self._faults_in_row.get(key, 0)
+        if kind is None or not (kind in _ALWAYS_APPLICABLE or kind in applicable) or in_row >= self.faults.max_per_url:
+            self._faults_in_row[key] = 0
+            return None
+        # A slow answer is still a proper one: it does not count toward the cap.
+        self._faults_in_row[key] = 0 if kind == "slow" else in_row + 1
+        counts = self.stats["faults"]
+        counts[kind] = counts.get(kind, 0) + 1
+        return kind
+
+    def _roll(self, key: str, attempt: int) -> str | None:
+        digest = hashlib.blake2b(f"{self.catalog.seed}:{key}:{attempt}".encode(), digest_size=8).digest()
+        roll = int.from_bytes(digest, "big") / 2**64
+        threshold = 0.0
+        for kind in FAULT_KINDS:
+            threshold += getattr(self.faults, kind)
+            if roll < threshold:
+                return kind
+        return None
+
+    def _error_reply(self, fault: str, renderer: SiteRenderer | None) -> web.Response:
+        if fault == "http_429":
+            return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "0"})
+        if fault == "block" and renderer is not None:
+            reply: ShopReply = renderer.block_reply()
+            return web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type})
+        if fault == "block":
+            return web.Response(status=403, text="Forbidden")
+        return web.Response(status=500, text="Internal Server Error")
+
+    @staticmethod
+    async def _truncated(request: web.Request, body: bytes, ctype: str) -> web.StreamResponse:
+        """Announce the full length, send half, drop the connection: the client sees data loss."""
+        response = web.StreamResponse(headers={"Content-Type": ctype})
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()  # close, not abort: the half already written still goes out
+        return response
+
+    def _not_found(self) -> web.Response:
+        self.stats["not_found"] += 1
+        return web.Response(status=404, text="Not Found")
+
+
+def _first_values(request: web.Request) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for name, value in request.query.items():
+        query.setdefault(name, value)
+    return query
+
+
+@contextmanager
+def running_shop(catalog: Catalog, faults: Faults = Faults(), host: str = "127.0.0.1",
+                 port: int = 0) -> Iterator[ReplayShop]:
+    """A shop serving on a background thread (its own event loop) for the `with`
+    block; yields the ReplayShop (`.url`, `.stats`, `.catalog`)."""
+    shop = ReplayShop(catalog, faults=faults, host=host, port=port)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="replay-shop", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(shop.start(), loop).result(timeout=30)
+        yield shop
+    finally:
+        try:
+            asyncio.run_coroutine_threadsafe(shop.stop(), loop).result(timeout=30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
+
+def serve_forever(catalog: Catalog, faults: Faults = Faults(), host: str = "127.0.0.1", port: int = 8765,
+                  on_ready: Callable[[ReplayShop], None] | None = None, access_log: bool = False) -> None:
+    """Serve in the calling thread until interrupted (Ctrl-C)."""
+
+    async def serve() -> None:
+        shop = ReplayShop(catalog, faults=faults, host=host, port=port, access_log=access_log)
+        await shop.start()
+        try:
+            if on_ready is not None:
+                on_ready(shop)
+            await asyncio.Event().wait()
+        finally:
+            await shop.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
