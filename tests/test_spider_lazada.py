@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import scrapy
-from scrapy.http import HtmlResponse, Response, TextResponse
-from scrapy.utils.test import get_crawler
+from scrapy.http import Response
 
 from replay_shop.model import ShopImage, ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites import ShopReply
 from replay_shop.sites.lazada import PAGE_SIZE, RENDERER
 from scrapers.attributes import normalise_attributes
 from scrapers.blocks import detect_block
@@ -27,9 +24,12 @@ from scrapers.items import ProductItem, validate
 from scrapers.middlewares import MalformedResponse
 from scrapers.spiders.lazada import LazadaSpider
 from scrapers.text import clean_str, html_to_text, unique
+from tests import spider_harness as harness
+from tests.spider_harness import HTML, JSON, FakeCatalog
+from tests.spider_harness import results_of as call
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lazada"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real" / "lazada"
+FIXTURES = harness.FIXTURES / "lazada"
+REAL = harness.REAL_FIXTURES / "lazada"
 LISTING_URL = "https://www.lazada.vn/giay-sneaker-nam/?ajax=true&isFirstRequest=true&page={}"
 PRODUCT_1 = "https://www.lazada.vn/products/giay-sneaker-nam-co-thap-de-em-i2412345601-s8812345601.html"
 PRODUCT_2 = "https://www.lazada.vn/products/giay-luoi-nam-da-bo-i2412345602-s8812345602.html"
@@ -39,26 +39,18 @@ CDN = "https://vn-live-01.slatic.net/p/"
 
 @pytest.fixture
 def spider() -> LazadaSpider:
-    crawler = get_crawler(LazadaSpider)
-    crawler.stats.open_spider()
-    return LazadaSpider.from_crawler(crawler)
+    spider = harness.make_spider(LazadaSpider)
+    spider.crawler.stats.open_spider()
+    return spider
 
 
-def response_for(request: scrapy.Request, body: bytes, content_type: str = "application/json",
-                 status: int = 200) -> Response:
-    """A response as the downloader would hand it over: real URL, request attached."""
-    cls = HtmlResponse if content_type.startswith("text/html") else TextResponse
-    return cls(url=request.url, body=body, status=status, encoding="utf-8", request=request,
-               headers={"Content-Type": content_type})
+def response_for(request: scrapy.Request, body: bytes, content_type: str = JSON, status: int = 200) -> Response:
+    """A response as the downloader would hand it over, JSON unless said otherwise."""
+    return harness.response_for(request, body, status, content_type=content_type)
 
 
 def fixture_response(request: scrapy.Request, name: str) -> Response:
-    content_type = "text/html; charset=utf-8" if name.endswith(".html") else "application/json"
-    return response_for(request, (FIXTURES / name).read_bytes(), content_type)
-
-
-def call(request: scrapy.Request, response: Response) -> list:
-    return list(request.callback(response, **request.cb_kwargs))
+    return response_for(request, (FIXTURES / name).read_bytes(), HTML if name.endswith(".html") else JSON)
 
 
 def bad_entries(spider: LazadaSpider) -> int:
@@ -103,7 +95,7 @@ def test_empty_page_ends_pagination_without_counters(spider):
 
 
 def test_item_cap_and_resume_are_respected():
-    spider = LazadaSpider.from_crawler(get_crawler(LazadaSpider), max_items=1)
+    spider = harness.make_spider(LazadaSpider, max_items=1)
     spider.already_collected = {"2412345601"}
     request = spider.listing_request("giay-sneaker-nam", 1)
     out = call(request, fixture_response(request, "listing_page1.json"))
@@ -186,38 +178,14 @@ def make_product(n: int, category: str = "giay-sneaker-nam", **overrides) -> Sho
     return ShopProduct(**{**base, **overrides})
 
 
-class FakeCatalog:
-    """The two lookups the renderer uses, over hand-made records."""
-
-    seed = 0
-
-    def __init__(self, products: Iterable[ShopProduct]):
-        self.products = list(products)
-
-    def listing(self, site: str, category: str) -> list[ShopProduct]:
-        return [p for p in self.products if p.site == site and p.category == category]
-
-    def product(self, site: str, product_id: str) -> ShopProduct | None:
-        return next((p for p in self.products if p.site == site and p.product_id == product_id), None)
-
-
 def serve(catalog, url: str) -> ShopReply | None:
-    parts = urlsplit(url)
-    return RENDERER.handle(catalog, ShopRequest(host=parts.netloc, path=parts.path, query=dict(parse_qsl(parts.query))))
+    return harness.shop_reply(RENDERER, catalog, url)
 
 
 def crawl(spider: LazadaSpider, catalog, categories: Iterable[str]) -> tuple[list[ProductItem], list[str]]:
-    """Run the spider's callbacks against the renderer, as the engine would (no network)."""
-    pending = [spider.listing_request(category, 1) for category in categories]
-    items, seen_urls = [], []
-    while pending:
-        request = pending.pop(0)
-        seen_urls.append(request.url)
-        reply = serve(catalog, request.url)
-        assert reply is not None and reply.status == 200, request.url
-        for out in call(request, response_for(request, reply.body, reply.content_type)):
-            (items if isinstance(out, ProductItem) else pending).append(out)
-    return items, seen_urls
+    """Run the spider's callbacks against the renderer, as the engine would (no network),
+    without a dupefilter: the spider itself must not fetch a product twice."""
+    return harness.crawl(RENDERER, catalog, spider, categories, dedupe=False)
 
 
 def assert_reproduces(item: ProductItem, record: ShopProduct) -> None:

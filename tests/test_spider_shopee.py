@@ -4,52 +4,37 @@ bodies (when ../shared is present) and the replay renderer's own answers."""
 from __future__ import annotations
 
 import json
-from collections import deque
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import scrapy
-from scrapy.http import TextResponse
-from scrapy.utils.test import get_crawler
 
 from replay_shop.model import ShopImage, ShopProduct
-from replay_shop.sites import ShopRequest
 from replay_shop.sites.shopee import RENDERER
 from scrapers.blocks import detect_block
 from scrapers.items import ProductItem, validate
 from scrapers.middlewares import MalformedResponse
 from scrapers.spiders.shopee import ShopeeSpider
 from scrapers.text import clean_str
+from tests import spider_harness as harness
+from tests.spider_harness import JSON, FakeCatalog, response_for, run_callback, split
 
-FIXTURES = Path(__file__).parent / "fixtures" / "shopee"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real" / "shopee"
 CDN = "https://down-vn.img.susercontent.com/file/"
 
 
 @pytest.fixture
 def spider() -> ShopeeSpider:
-    return ShopeeSpider.from_crawler(get_crawler(ShopeeSpider, {"CLIPSHOE_REPLAY_URL": ""}))
+    return harness.make_spider(ShopeeSpider, {"CLIPSHOE_REPLAY_URL": ""})
 
 
-def respond(request: scrapy.Request, body: bytes | str) -> TextResponse:
-    """The response to `request` (real URL), as the downloader would hand it over."""
-    body = body.encode("utf-8") if isinstance(body, str) else body
-    return TextResponse(request.url, body=body, encoding="utf-8", request=request,
-                        headers={"Content-Type": "application/json"})
+def respond(request: scrapy.Request, body: bytes | str):
+    return response_for(request, body, content_type=JSON)
 
 
 def call(request: scrapy.Request, body: bytes | str) -> list:
-    return list(request.callback(respond(request, body), **request.cb_kwargs))
+    return run_callback(request, body, content_type=JSON)
 
 
-def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text(encoding="utf-8")
-
-
-def split(results: list) -> tuple[list[scrapy.Request], list[ProductItem]]:
-    return ([r for r in results if isinstance(r, scrapy.Request)],
-            [r for r in results if isinstance(r, ProductItem)])
+fixture = harness.site_fixtures("shopee")
 
 
 def detail_url(item_id: int, shop_id: int) -> str:
@@ -146,10 +131,7 @@ def test_block_bodies_are_detected():
 
 # -- the real third-party bodies ------------------------------------------------
 def real(name: str) -> bytes:
-    path = REAL / name
-    if not path.exists():
-        pytest.skip(f"real sample not available: {path}")
-    return path.read_bytes()
+    return harness.real_fixture("shopee", name).read_bytes()
 
 
 def test_real_search_items(spider):
@@ -175,19 +157,6 @@ def test_real_block_body_is_detected():
 
 
 # -- round trip through the replay renderer ---------------------------------------
-class FakeCatalog:
-    """The two lookups a renderer uses, over hand-made records."""
-
-    def __init__(self, products: list[ShopProduct]):
-        self.products = products
-
-    def listing(self, site: str, category: str) -> list[ShopProduct]:
-        return [p for p in self.products if p.site == site and p.category == category]
-
-    def product(self, site: str, product_id: str) -> ShopProduct | None:
-        return next((p for p in self.products if p.site == site and p.product_id == product_id), None)
-
-
 def make_product(n: int, category: str) -> ShopProduct:
     product_id, shop_id = str(80000000 + n), str(500 + n % 7)
     return ShopProduct(
@@ -202,23 +171,12 @@ def make_product(n: int, category: str) -> ShopProduct:
 
 
 def serve(catalog, request: scrapy.Request) -> bytes:
-    parts = urlsplit(request.url)
-    reply = RENDERER.handle(catalog, ShopRequest(host=parts.hostname, path=parts.path, query=dict(parse_qsl(parts.query))))
-    assert reply is not None and reply.status == 200
-    return reply.body
+    return harness.replay(RENDERER, catalog, request).body
 
 
 def crawl(spider: ShopeeSpider, catalog) -> tuple[list[ProductItem], list[str]]:
-    """A minimal in-memory engine: follow every request through the renderer."""
-    queue = deque(spider.listing_request(c, 1) for c in spider.categories)
-    items, urls = [], []
-    while queue:
-        request = queue.popleft()
-        urls.append(request.url)
-        requests, new_items = split(call(request, serve(catalog, request)))
-        queue.extend(requests)
-        items.extend(new_items)
-    return items, urls
+    """Every request through the renderer, repeated URLs included (no dupefilter)."""
+    return harness.crawl(RENDERER, catalog, spider, dedupe=False)
 
 
 def assert_reproduces(item: ProductItem, product: ShopProduct) -> None:

@@ -4,30 +4,25 @@ renderer: what the shop renders must come back out of the spider unchanged."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections import deque
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import scrapy
-from scrapy.http import TextResponse
-from scrapy.utils.test import get_crawler
 
-from replay_shop.model import ShopImage, ShopProduct
-from replay_shop.sites import ShopRequest
+from replay_shop.model import ShopProduct
 from replay_shop.sites.tiki import RENDERER, RESULT_CAP
 from scrapers.blocks import detect_block
-from scrapers.items import ProductItem, validate
-from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
+from scrapers.items import validate
+from scrapers.middlewares import MalformedResponse
 from scrapers.spiders.tiki import TikiSpider, full_size
-from scrapers.text import clean_str
+from tests import spider_harness as harness
+from tests.spider_harness import FakeCatalog, assert_items_reproduce, response_for, run_callback, split
 
-FIXTURES = Path(__file__).parent / "fixtures" / "tiki"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real" / "tiki"
-REAL_ENVELOPE = REAL / "tiki_api_v2_products_listing_full_response.json"
-REAL_ITEMS = REAL / "tiki_api_v2_products_listing_data_array.json"
-REAL_DETAIL = REAL / "tiki_api_v2_products_detail_wrapped_by_tiki-api_readme.json"
+REAL_ENVELOPE = "tiki_api_v2_products_listing_full_response.json"
+REAL_ITEMS = "tiki_api_v2_products_listing_data_array.json"
+REAL_DETAIL = "tiki_api_v2_products_detail_wrapped_by_tiki-api_readme.json"
 
 LISTING = ("https://tiki.vn/api/v2/products?limit=40&include=advertisement&aggregations=2"
            "&category={}&page={}&urlKey={}")
@@ -37,27 +32,8 @@ DETAIL_2 = "https://tiki.vn/api/v2/products/70000002?platform=web&spid=70000012"
 CDN = "https://salt.tikicdn.com/ts/product"
 
 
-def make_spider(**kwargs) -> TikiSpider:
-    crawler = get_crawler(TikiSpider, {})
-    crawler.spider = TikiSpider.from_crawler(crawler, **kwargs)  # as crawl() would set it
-    return crawler.spider
-
-
-def response_for(request: scrapy.Request, body: bytes, status: int = 200) -> TextResponse:
-    return TextResponse(request.url, body=body, status=status, encoding="utf-8", request=request)
-
-
-def run_callback(request: scrapy.Request, body: bytes) -> list:
-    return list(request.callback(response_for(request, body), **request.cb_kwargs))
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def split(results: list) -> tuple[list[scrapy.Request], list[ProductItem]]:
-    return ([r for r in results if isinstance(r, scrapy.Request)],
-            [r for r in results if isinstance(r, ProductItem)])
+make_spider = functools.partial(harness.make_spider, TikiSpider)
+fixture = harness.site_fixtures("tiki")
 
 
 # -- listing ----------------------------------------------------------------------
@@ -104,13 +80,7 @@ def test_listing_respects_item_and_page_caps():
 
 def test_malformed_body_is_retried_by_the_middleware():
     spider = make_spider()
-    request = spider.listing_request("1686", 1)
-    response = response_for(request, fixture("malformed.json"))
-    with pytest.raises(MalformedResponse) as exc:
-        list(request.callback(response, **request.cb_kwargs))
-    retry = MalformedResponseMiddleware(spider.crawler).process_spider_exception(response, exc.value, spider)
-    assert [r.url for r in retry] == [request.url]
-    assert spider.crawler.stats.get_value("clipshoe/malformed/json") == 1
+    harness.assert_malformed_body_is_retried(spider, spider.listing_request("1686", 1), fixture("malformed.json"))
 
 
 def test_block_page_is_recognised():
@@ -168,10 +138,8 @@ def test_resize_prefix_is_stripped():
 
 
 # -- the real recorded bodies -------------------------------------------------------
-def real_json(path: Path):
-    if not path.exists():
-        pytest.skip("real Tiki fixtures not present")
-    return json.loads(path.read_bytes())
+def real_json(name: str):
+    return json.loads(harness.real_fixture("tiki", name).read_bytes())
 
 
 def test_real_listing_envelope_yields_details_and_the_next_page():
@@ -223,72 +191,16 @@ def test_real_detail_gives_a_full_item():
 
 
 # -- round trip through the replay renderer ---------------------------------------------
-class FakeCatalog:
-    """Just the part of replay_shop.catalog.Catalog a renderer uses."""
-
-    seed = 0
-
-    def __init__(self, products: list[ShopProduct]):
-        self.products = products
-
-    def listing(self, site: str, category: str) -> list[ShopProduct]:
-        return [p for p in self.products if p.category == category]
-
-    def product(self, site: str, product_id: str) -> ShopProduct | None:
-        return next((p for p in self.products if p.product_id == product_id), None)
-
-
 def make_product(n: int, category: str) -> ShopProduct:
-    product_id, spid = str(71000000 + n), str(72000000 + n)
-    images = tuple(ShopImage(url=RENDERER.image_url(f"{n:08x}{k:024x}"), picture_id=f"p{n}-{k}") for k in range(2))
-    return ShopProduct(
-        site="tiki", product_id=product_id, url=RENDERER.product_url(product_id, spid, f"giay-demo-{n}"),
-        title=f"Giày demo {n} &amp; bạn", description_html=f"<p>Mô tả {n}</p><script>x()</script>",
-        brand=None if n % 5 == 0 else f"Hiệu {n % 3}", shoe_type="sneaker", is_shoe=True,
-        colour="Đen", material="Vải canvas", gender="nữ", category=category,
-        category_path=RENDERER.category_path(category), price=100000 + 1000 * n, currency="VND",
-        images=images, shop_id=spid,
-    )
+    return harness.demo_product(RENDERER, n, category, str(71000000 + n), str(72000000 + n))
 
 
 def render(catalog, url: str):
-    parts = urlsplit(url)
-    return RENDERER.handle(catalog, ShopRequest(host=parts.hostname, path=parts.path,
-                                                query=dict(parse_qsl(parts.query)), headers={}))
+    return harness.shop_reply(RENDERER, catalog, url)
 
 
-def crawl(catalog, spider: TikiSpider) -> tuple[list[ProductItem], list[str]]:
-    """A tiny synchronous engine: run every request through the renderer and callbacks,
-    dropping repeated URLs as Scrapy's dupefilter would."""
-    queue = deque(spider.listing_request(c, 1) for c in spider.categories)
-    items, urls = [], []
-    while queue:
-        request = queue.popleft()
-        if request.url in urls:
-            continue
-        urls.append(request.url)
-        reply = render(catalog, request.url)
-        assert reply is not None and reply.status == 200, request.url
-        for result in request.callback(response_for(request, reply.body), **request.cb_kwargs):
-            (queue.append if isinstance(result, scrapy.Request) else items.append)(result)
-    return items, urls
-
-
-def assert_items_reproduce(items: list[ProductItem], records: list[ShopProduct]) -> None:
-    by_id = {item.product_id: item for item in items}
-    assert sorted(by_id) == sorted(p.product_id for p in records) and len(items) == len(by_id)
-    for record in records:
-        item = by_id[record.product_id]
-        assert item.url == record.url
-        assert item.title == clean_str(record.title)
-        assert item.brand == clean_str(record.brand)
-        assert item.price == float(record.price)
-        assert item.image_urls == [image.url for image in record.images]
-        assert item.category_path == list(record.category_path)
-        assert "<" not in item.description and "x()" not in item.description
-        for key, value in (("colour", record.colour), ("material", record.material),
-                           ("gender", record.gender), ("style", record.shoe_type)):
-            assert item.attributes.get(key) == clean_str(value)
+def crawl(catalog, spider: TikiSpider):
+    return harness.crawl(RENDERER, catalog, spider)
 
 
 def test_round_trip_reaches_every_listed_product_once():
@@ -319,8 +231,7 @@ def test_listing_entries_are_thumbnails_without_description():
 
 
 def test_spider_and_renderer_agree_on_hosts_and_categories():
-    for host in RENDERER.hosts + RENDERER.image_hosts:
-        assert any(host == d or host.endswith("." + d) for d in TikiSpider.allowed_domains), host
+    harness.hosts_allowed(RENDERER, TikiSpider.allowed_domains)
     assert TikiSpider.default_categories == RENDERER.categories
 
 

@@ -4,30 +4,25 @@ renderer: what the shop renders must come back out of the spider unchanged."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections import deque
-from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import scrapy
-from scrapy.http import HtmlResponse, TextResponse
-from scrapy.utils.test import get_crawler
 
-from replay_shop.model import ShopImage, ShopProduct
+from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopRequest
 from replay_shop.sites.zalora import RENDERER
 from scrapers.blocks import detect_block
-from scrapers.items import ProductItem, validate
-from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
+from scrapers.items import validate
+from scrapers.middlewares import MalformedResponse
 from scrapers.spiders import zalora
 from scrapers.spiders.zalora import ZaloraSpider, full_size
-from scrapers.text import clean_str
+from tests import spider_harness as harness
+from tests.spider_harness import FakeCatalog, response_for, run_callback, split
 
-FIXTURES = Path(__file__).parent / "fixtures" / "zalora"
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real" / "zalora"
-REAL_SAMPLE = REAL / "gfg_mockChatbotResponse_datajet_products.js"
+REAL_SAMPLE = "gfg_mockChatbotResponse_datajet_products.js"
 
 LISTING_WOMEN = ("https://api.zalora.com.my/v1/dynproducts/datajet/list?segment=women&categoryId=4"
                  "&limit=100&offset={}&shop=m&fullFacetCategory=true&image_format=webp&image_quality=70")
@@ -35,28 +30,8 @@ PAGE_4100001 = "https://www.zalora.com.my/p/replayfoot-replay-runner-knit-sneake
 PAGE_4100002 = "https://www.zalora.com.my/p/strappy-block-heel-sandals-beige-4100002"
 
 
-def make_spider(settings: dict | None = None, **kwargs) -> ZaloraSpider:
-    crawler = get_crawler(ZaloraSpider, settings or {})
-    crawler.spider = ZaloraSpider.from_crawler(crawler, **kwargs)  # as crawl() would set it
-    return crawler.spider
-
-
-def response_for(request: scrapy.Request, body: bytes, status: int = 200, html: bool = False) -> TextResponse:
-    response_class = HtmlResponse if html else TextResponse
-    return response_class(request.url, body=body, status=status, encoding="utf-8", request=request)
-
-
-def run_callback(request: scrapy.Request, body: bytes, html: bool = False) -> list:
-    return list(request.callback(response_for(request, body, html=html), **request.cb_kwargs))
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def split(results: list) -> tuple[list[scrapy.Request], list[ProductItem]]:
-    return ([r for r in results if isinstance(r, scrapy.Request)],
-            [r for r in results if isinstance(r, ProductItem)])
+make_spider = functools.partial(harness.make_spider, ZaloraSpider)
+fixture = harness.site_fixtures("zalora")
 
 
 # -- listing ----------------------------------------------------------------------
@@ -108,13 +83,7 @@ def test_country_and_category_ids_are_settings():
 
 def test_malformed_body_is_retried_by_the_middleware():
     spider = make_spider()
-    request = spider.listing_request("women-shoes", 1)
-    response = response_for(request, fixture("malformed.json"))
-    with pytest.raises(MalformedResponse) as exc:
-        list(request.callback(response, **request.cb_kwargs))
-    retry = MalformedResponseMiddleware(spider.crawler).process_spider_exception(response, exc.value, spider)
-    assert [r.url for r in retry] == [request.url]
-    assert spider.crawler.stats.get_value("clipshoe/malformed/json") == 1
+    harness.assert_malformed_body_is_retried(spider, spider.listing_request("women-shoes", 1), fixture("malformed.json"))
 
 
 def test_listing_without_data_envelope_is_malformed():
@@ -194,9 +163,7 @@ def js_object(text: str):
 
 @pytest.fixture(scope="module")
 def real_records() -> list[dict]:
-    if not REAL_SAMPLE.exists():
-        pytest.skip("real Zalora sample not present")
-    terms = js_object(REAL_SAMPLE.read_text(encoding="utf-8"))["suggestions"]["search_terms"]
+    terms = js_object(harness.real_fixture("zalora", REAL_SAMPLE).read_text(encoding="utf-8"))["suggestions"]["search_terms"]
     records = [p for term in terms.values() for p in term["products"]]
     assert records
     return records
@@ -227,73 +194,20 @@ def test_real_records_with_a_bare_page_give_valid_items(real_records):
 
 
 # -- round trip through the replay renderer ---------------------------------------------
-class FakeCatalog:
-    """Just the part of replay_shop.catalog.Catalog a renderer uses."""
-
-    seed = 0
-
-    def __init__(self, products: list[ShopProduct]):
-        self.products = products
-
-    def listing(self, site: str, category: str) -> list[ShopProduct]:
-        return [p for p in self.products if p.category == category]
-
-    def product(self, site: str, product_id: str) -> ShopProduct | None:
-        return next((p for p in self.products if p.product_id == product_id), None)
-
-
 def make_product(n: int, category: str) -> ShopProduct:
     product_id = f"HI{n:03d}SH{n:02d}DMOMY"  # ConfigSku-shaped, as the catalog makes them
-    images = tuple(ShopImage(url=RENDERER.image_url(f"{n:08x}{k:024x}"), picture_id=f"p{n}-{k}") for k in range(3))
-    return ShopProduct(
-        site="zalora", product_id=product_id, url=RENDERER.product_url(product_id, "", f"giay-demo-{n}-den"),
-        title=f"Giày demo {n} &amp; bạn", description_html=f"<p>Mô tả {n}</p><script>x('</p>')</script><!-- c -->",
-        brand=None if n % 3 == 0 else f"Hiệu {n}", shoe_type="sneaker", is_shoe=True,
-        colour="đen", material="vải canvas", gender="nữ", category=category,
-        category_path=RENDERER.category_path(category), price=1234 + n, currency="MYR",
-        images=images,
-    )
+    return harness.demo_product(
+        RENDERER, n, category, product_id, slug=f"giay-demo-{n}-den", images=3,
+        description_html=f"<p>Mô tả {n}</p><script>x('</p>')</script><!-- c -->",
+        brand=None if n % 3 == 0 else f"Hiệu {n}", colour="đen", material="vải canvas", price=1234 + n)
 
 
-def replay(catalog, request: scrapy.Request) -> TextResponse:
-    """What the replay server would answer for `request`, dressed with the real URL."""
-    parts = urlsplit(request.url)
-    reply = RENDERER.handle(catalog, ShopRequest(host=parts.hostname, path=parts.path,
-                                                 query=dict(parse_qsl(parts.query)), headers={}))
-    assert reply is not None, request.url
-    return response_for(request, reply.body, status=reply.status, html=not reply.is_json)
+def crawl(catalog, spider: ZaloraSpider):
+    return harness.crawl(RENDERER, catalog, spider)
 
 
-def crawl(catalog, spider: ZaloraSpider) -> tuple[list[ProductItem], list[str]]:
-    """A tiny synchronous engine: run every request through the renderer and callbacks,
-    dropping repeated URLs as Scrapy's dupefilter would."""
-    queue = deque(spider.listing_request(c, 1) for c in spider.categories)
-    items, urls = [], []
-    while queue:
-        request = queue.popleft()
-        if request.url in urls:
-            continue
-        urls.append(request.url)
-        for result in request.callback(replay(catalog, request), **request.cb_kwargs):
-            (queue.append if isinstance(result, scrapy.Request) else items.append)(result)
-    return items, urls
-
-
-def assert_items_reproduce(items: list[ProductItem], records: list[ShopProduct]) -> None:
-    by_id = {item.product_id: item for item in items}
-    assert sorted(by_id) == sorted(p.product_id for p in records) and len(items) == len(by_id)
-    for record in records:
-        item = by_id[record.product_id]
-        assert item.url == record.url
-        assert item.title == clean_str(record.title)
-        assert item.brand == clean_str(record.brand)
-        assert item.price == float(record.price) and item.currency == RENDERER.currency
-        assert item.image_urls == [image.url for image in record.images]
-        assert item.category_path == list(record.category_path)
-        assert "<" not in item.description and "x(" not in item.description
-        for key, value in (("colour", record.colour), ("material", record.material),
-                           ("gender", record.gender), ("style", record.shoe_type)):
-            assert item.attributes.get(key) == clean_str(value)
+def assert_items_reproduce(items, records: list[ShopProduct]) -> None:
+    harness.assert_items_reproduce(items, records, currency=RENDERER.currency)
 
 
 def test_round_trip_reaches_every_listed_product_once(monkeypatch):
@@ -307,8 +221,7 @@ def test_round_trip_reaches_every_listed_product_once(monkeypatch):
 
 def test_spider_and_renderer_agree_on_hosts_and_categories():
     spider = make_spider()
-    for host in RENDERER.hosts + RENDERER.image_hosts:
-        assert any(host == d or host.endswith("." + d) for d in spider.allowed_domains), host
+    harness.hosts_allowed(RENDERER, spider.allowed_domains)
     assert ZaloraSpider.default_categories == RENDERER.categories
 
 

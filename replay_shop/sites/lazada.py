@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.common import int_arg, page_slice
 
 if TYPE_CHECKING:
     from replay_shop.catalog import Catalog
@@ -119,11 +120,10 @@ class LazadaRenderer:
 
     # -- listing ----------------------------------------------------------------
     def _listing(self, catalog: "Catalog", category: str, query: dict[str, str]) -> ShopReply:
-        raw_page = query.get("page", "")
-        page = max(1, int(raw_page)) if raw_page.isdigit() else 1
+        page = max(1, int_arg(query, "page", 1))
         # An unknown slug lists nothing, like a category without products.
         products = catalog.listing(SITE, category) if category in CATEGORY_NAMES else []
-        window = products[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        window = page_slice(products, page, PAGE_SIZE)
         names = self.category_path(category)
         page_data = {
             "templates": {},

@@ -14,11 +14,11 @@ unknown product, and the block answer (nothing Sendo-specific is known: a 403 pa
 
 from __future__ import annotations
 
-import json
 import re
 
 from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.common import clamped_size, forbidden_reply, int_arg, json_reply, number, page_slice
 
 LISTING_PATH = re.compile(r"^/web/categories/(\d+)/products$")
 DETAIL_PATH = re.compile(r"^/full/([^/]+)$")
@@ -40,20 +40,6 @@ CATEGORY_TREE: dict[str, tuple[tuple[str, str], ...]] = {
     "4162": (_ROOT, _WOMEN, ("4162", "Giày sneaker - thể thao nữ")),
     "4170": (_ROOT, _WOMEN, ("4170", "Giày sandals nữ")),
 }
-
-
-def _json(payload: object, status: int = 200) -> ShopReply:
-    return ShopReply(status=status, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-
-def _int_arg(query: dict[str, str], name: str, default: int) -> int:
-    value = query.get(name, "")
-    return int(value) if value.isdigit() else default
-
-
-def _number(value: str) -> int | str:
-    """Sendo ids are JSON numbers; a non-numeric catalog id is passed through as is."""
-    return int(value) if value.isdigit() else value
 
 
 def thumbnail(url: str) -> str:
@@ -97,30 +83,29 @@ class SendoRenderer:
         return None
 
     def block_reply(self) -> ShopReply:
-        return ShopReply(status=403, body=b"<html><head><title>403 Forbidden</title></head>"
-                         b"<body><h1>403 Forbidden</h1></body></html>", content_type="text/html; charset=utf-8")
+        return forbidden_reply()
 
     # -- answers -----------------------------------------------------------------
     def _listing(self, catalog, category: str, query: dict[str, str]) -> ShopReply:
-        page = max(1, _int_arg(query, "page", 1))
-        size = min(PAGE_SIZE_MAX, max(1, _int_arg(query, "size", PAGE_SIZE_DEFAULT)))
+        page = max(1, int_arg(query, "page", 1))
+        size = clamped_size(query, "size", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
         products = catalog.listing(self.site, category) if category in CATEGORY_TREE else []
-        chunk = products[(page - 1) * size: page * size]
-        return _json({"data": [self._listing_entry(p) for p in chunk]})
+        chunk = page_slice(products, page, size)
+        return json_reply({"data": [self._listing_entry(p) for p in chunk]})
 
     def _detail(self, catalog, path: str) -> ShopReply:
         match = PRODUCT_ID_IN_PATH.search(path)
         product = catalog.product(self.site, match.group(1)) if match else None
         # The slug must match too: the path is the product's address, not just its id.
         if product is None or product_path(product) != f"{path}.html":
-            return _json({"status": 404, "error": {"message": "Không tìm thấy sản phẩm"}}, status=404)
-        return _json({"data": self._detail_data(product)})
+            return json_reply({"status": 404, "error": {"message": "Không tìm thấy sản phẩm"}}, status=404)
+        return json_reply({"data": self._detail_data(product)})
 
     # -- shapes ------------------------------------------------------------------
     def _listing_entry(self, product: ShopProduct) -> dict:
         # Listing entries carry no description, brand or attributes and only a thumbnail.
         return {
-            "id": _number(product.product_id),
+            "id": number(product.product_id),
             "name": product.title,
             "category_path": product_path(product),
             "image": thumbnail(product.images[0].url) if product.images else "",
@@ -128,7 +113,7 @@ class SendoRenderer:
             "default_price_max": product.price,
             "sale_price_min": product.price,
             "sale_price_max": product.price,
-            "shop": {"id": _number(product.shop_id or "0"), "name": f"shop{product.shop_id}",
+            "shop": {"id": number(product.shop_id or "0"), "name": f"shop{product.shop_id}",
                      "ware_house_region_name": "TP.HCM"},
             "rated": {},
         }
@@ -137,7 +122,7 @@ class SendoRenderer:
         attributes = (("Màu sắc", product.colour), ("Chất liệu", product.material),
                       ("Giới tính", product.gender), ("Kiểu dáng", product.shoe_type))
         return {
-            "id": _number(product.product_id),
+            "id": number(product.product_id),
             "name": product.title,
             "price": product.price,
             "final_price": product.price,
@@ -147,7 +132,7 @@ class SendoRenderer:
             "brand_info": {"id": 0, "name": product.brand or ""},
             "category_info": self._category_info(product),
             "attribute": [{"name": name, "value": [{"value": value}]} for name, value in attributes if value],
-            "shop_info": {"shop_id": _number(product.shop_id or "0"), "shop_name": f"shop{product.shop_id}",
+            "shop_info": {"shop_id": number(product.shop_id or "0"), "shop_name": f"shop{product.shop_id}",
                           "warehourse_region_name": "TP.HCM"},
             "rating_info": {"percent_star": 0, "total_rated": 0},
         }

@@ -18,11 +18,11 @@ unknown product, the global `catid` numbers, and carrying colour as a one-option
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.common import clamped_size, int_arg, json_reply, number
 
 LISTING_PATH = "/api/v4/search/search_items"
 DETAIL_PATH = "/api/v4/pdp/get_pc"
@@ -43,21 +43,6 @@ CATEGORY_TREE: dict[str, tuple[tuple[int, str], ...]] = {
 }
 # item_basic.catid is Shopee's global category, not the storefront one (invented ids).
 GLOBAL_CATID = {"11035801": 100011, "11035807": 100011, "11035825": 100532, "11035830": 100532}
-
-
-def _json(payload: object) -> ShopReply:
-    # Shopee answers errors with HTTP 200 and an `error` code in the body.
-    return ShopReply(body=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-
-def _int_arg(query: dict[str, str], name: str, default: int) -> int:
-    value = query.get(name, "")
-    return int(value) if value.isdigit() else default
-
-
-def _number(value: str) -> int | str:
-    """Shopee ids are JSON numbers; a non-numeric catalog id is passed through as is."""
-    return int(value) if value.isdigit() else value
 
 
 def image_hash(url: str) -> str:
@@ -94,17 +79,18 @@ class ShopeeRenderer:
         return None
 
     def block_reply(self) -> ShopReply:
-        return _json({"is_customized": False, "is_login": False, "action_type": 2,
-                      "error": 90309999, "tracking_id": str(uuid.uuid4())})
+        # Shopee answers errors with HTTP 200 and an `error` code in the body.
+        return json_reply({"is_customized": False, "is_login": False, "action_type": 2,
+                           "error": 90309999, "tracking_id": str(uuid.uuid4())})
 
     # -- answers -----------------------------------------------------------------
     def _listing(self, catalog, query: dict[str, str]) -> ShopReply:
         category = query.get("match_id", "")
-        offset = _int_arg(query, "newest", 0)
-        limit = min(PAGE_SIZE_MAX, max(1, _int_arg(query, "limit", PAGE_SIZE_DEFAULT)))
+        offset = int_arg(query, "newest", 0)
+        limit = clamped_size(query, "limit", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
         products = catalog.listing(self.site, category) if category in CATEGORY_TREE else []
         chunk = products[offset: offset + limit]
-        return _json({
+        return json_reply({
             "bff_meta": None,
             "error": None,
             "error_msg": None,
@@ -120,8 +106,8 @@ class ShopeeRenderer:
         product = catalog.product(self.site, query.get("item_id", ""))
         # The shop id is part of the address: a wrong one finds nothing, as on the site.
         if product is None or product.shop_id != query.get("shop_id"):
-            return _json({"bff_meta": None, "error": ITEM_NOT_FOUND, "error_msg": None, "data": None})
-        return _json({"bff_meta": None, "error": None, "error_msg": None, "data": self._detail_data(product)})
+            return json_reply({"bff_meta": None, "error": ITEM_NOT_FOUND, "error_msg": None, "data": None})
+        return json_reply({"bff_meta": None, "error": None, "error_msg": None, "data": self._detail_data(product)})
 
     # -- shapes ------------------------------------------------------------------
     @staticmethod
@@ -138,8 +124,8 @@ class ShopeeRenderer:
         # Listing entries carry no description and no attributes: the spider needs get_pc.
         hashes = [image_hash(image.url) for image in product.images]
         item_basic = {
-            "itemid": _number(product.product_id),
-            "shopid": _number(product.shop_id),
+            "itemid": number(product.product_id),
+            "shopid": number(product.shop_id),
             "name": product.title,
             "image": hashes[0] if hashes else "",
             "images": hashes,
@@ -167,8 +153,8 @@ class ShopeeRenderer:
                       ("Giới tính", product.gender), ("Loại giày", product.shoe_type))
         return {
             "item": {
-                "item_id": _number(product.product_id),
-                "shop_id": _number(product.shop_id),
+                "item_id": number(product.product_id),
+                "shop_id": number(product.shop_id),
                 "title": product.title,
                 "brand": product.brand or "",
                 "currency": product.currency,

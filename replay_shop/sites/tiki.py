@@ -18,13 +18,13 @@ wrong `urlKey`/Referer in the spider is not hidden by a shared constant.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from urllib.parse import urlsplit
 
 from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.common import clamped_size, forbidden_reply, int_arg, json_reply, number, page_slice
 
 HOST = "tiki.vn"
 IMAGE_HOST = "salt.tikicdn.com"
@@ -47,20 +47,6 @@ CATEGORY_TREE: dict[str, tuple[tuple[str, str, str], ...]] = {
     "27572": (_MEN, ("27572", "giay-the-thao-nam", "Giày thể thao nam")),
     "8355": (_WOMEN, ("8355", "giay-cao-got", "Giày cao gót")),
 }
-
-
-def _json(payload: object, status: int = 200) -> ShopReply:
-    return ShopReply(status=status, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
-
-
-def _int_arg(query: dict[str, str], name: str, default: int) -> int:
-    value = query.get(name, "")
-    return int(value) if value.isdigit() else default
-
-
-def _number(value: str) -> int | str:
-    """Tiki ids are JSON numbers; a non-numeric catalog id is passed through as is."""
-    return int(value) if value.isdigit() else value
 
 
 def resized(url: str, size: str) -> str:
@@ -118,18 +104,16 @@ class TikiRenderer:
         return self._detail(catalog, match.group(1)) if match else None
 
     def block_reply(self) -> ShopReply:
-        return ShopReply(status=403, body=b"<html><head><title>403 Forbidden</title></head>"
-                         b"<body><h1>403 Forbidden</h1></body></html>", content_type="text/html; charset=utf-8")
+        return forbidden_reply()
 
     # -- answers -----------------------------------------------------------------
     def _listing(self, catalog, query: dict[str, str]) -> ShopReply:
         category = query.get("category", "")
-        page = _int_arg(query, "page", 1)
-        per_page = min(PAGE_SIZE_MAX, max(1, _int_arg(query, "limit", PAGE_SIZE_DEFAULT)))
+        page = int_arg(query, "page", 1)
+        per_page = clamped_size(query, "limit", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
         products = catalog.listing(self.site, category) if category in CATEGORY_TREE else []
-        visible = products[:RESULT_CAP]
-        chunk = visible[(page - 1) * per_page: page * per_page] if page > 0 else []
-        return _json({
+        chunk = page_slice(products[:RESULT_CAP], page, per_page)
+        return json_reply({
             "data": [self._listing_entry(p) for p in chunk],
             "paging": paging(len(products), page, per_page),
             "widgets": [],
@@ -142,15 +126,15 @@ class TikiRenderer:
     def _detail(self, catalog, product_id: str) -> ShopReply:
         product = catalog.product(self.site, product_id)
         if product is None:
-            return _json({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404)
-        return _json(self._detail_data(product))
+            return json_reply({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404)
+        return json_reply(self._detail_data(product))
 
     # -- shapes ------------------------------------------------------------------
     def _common(self, product: ShopProduct) -> dict:
         """Fields the listing entry and the detail object share."""
         key = url_key(product)
         return {
-            "id": _number(product.product_id),
+            "id": number(product.product_id),
             "sku": product.product_id.zfill(13),
             "name": product.title,
             "url_key": key,
@@ -174,7 +158,7 @@ class TikiRenderer:
             "brand_name": product.brand or NO_BRAND["name"],
             "seller_id": 1,
             "seller_name": "Tiki Trading",
-            "seller_product_id": _number(product.shop_id) if product.shop_id else None,
+            "seller_product_id": number(product.shop_id) if product.shop_id else None,
             "primary_category_path": "/".join(["1", "2", *(cat_id for cat_id, _, _ in trail)]),
             "primary_category_name": product.category_path[-1] if product.category_path else "",
             "thumbnail_width": 280,
@@ -188,7 +172,7 @@ class TikiRenderer:
                  ("Giới tính", product.gender), ("Loại giày", product.shoe_type))
         return {
             **self._common(product),
-            "master_id": _number(product.product_id),
+            "master_id": number(product.product_id),
             "type": "simple",
             "short_description": "",
             "description": product.description_html,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from replay_shop.model import ShopProduct
 from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.common import int_arg
 
 if TYPE_CHECKING:
     from replay_shop.catalog import Catalog
@@ -67,11 +68,6 @@ def _json(value: Any) -> str:
     # Inline-script safe: no "<" at all, so neither "</script" nor "<!--" in a value
     # can end or confuse the <script> element ("<" only occurs inside JSON strings).
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _int_arg(query: dict[str, str], name: str, default: int) -> int:
-    value = query.get(name, "")
-    return int(value) if value.isdigit() else default
 
 
 @lru_cache(maxsize=65536)
@@ -128,8 +124,8 @@ class ZaloraRenderer:
         category = _BY_QUERY.get((query.get("segment", ""), query.get("categoryId", "")))
         # An unknown category lists nothing: the API answers an empty result, not an error.
         products = catalog.listing(SITE, category) if category else []
-        offset = _int_arg(query, "offset", 0)
-        limit = min(_int_arg(query, "limit", PAGE_SIZE_DEFAULT), PAGE_SIZE_MAX)
+        offset = int_arg(query, "offset", 0)
+        limit = min(int_arg(query, "limit", PAGE_SIZE_DEFAULT), PAGE_SIZE_MAX)
         window = products[offset: offset + limit]
         payload = {"data": {"NumProductFound": len(products), "Products": [self._list_item(p) for p in window]}}
         return ShopReply(body=_json(payload).encode())
