@@ -49,7 +49,42 @@ def add_replay_shop_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_replay_shop)
 
 
-COMMANDS = (add_replay_shop_command,)
+def run_demo(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.demo import run_demo as demo
+
+    sites = [site.strip() for site in args.sites.split(",") if site.strip()]
+    return demo(seed=args.seed, products_per_site=args.products_per_site, sites=sites,
+                faults=FAULT_PRESETS[args.faults]())
+
+
+def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    from scrapers.items import SITES
+
+    parser = subparsers.add_parser("demo", help="run the pipeline against the replay shop (synthetic data)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--products-per-site", type=int, default=100)
+    parser.add_argument("--sites", default=",".join(SITES), help="comma-separated subset of the five sites")
+    parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="default",
+                        help="planted HTTP faults (default: the realistic mix)")
+    parser.set_defaults(run=run_demo)
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.demo import run_dev as dev
+
+    return dev(replay=not args.live, seed=args.seed, products_per_site=args.products_per_site, port=args.port)
+
+
+def add_dev_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("dev", help="the Dagster UI (dagster dev), with the replay shop unless --live")
+    parser.add_argument("--live", action="store_true", help="no replay shop: crawls go to the real sites")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--products-per-site", type=int, default=100)
+    parser.set_defaults(run=run_dev)
+
+
+COMMANDS = (add_replay_shop_command, add_demo_command, add_dev_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

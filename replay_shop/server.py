@@ -144,7 +144,8 @@ class ReplayShop:
         elif fault == "truncated_image":
             return await self._truncated(request, body, ctype)
         elif fault is not None:
-            return self._error_reply(fault, self._image_hosts.get(host))
+            # CDNs refuse with a bare 403, not with the shop API's block body.
+            return self._error_reply(fault, None)
         self.stats["images"] += 1
         return web.Response(body=body, headers={"Content-Type": ctype})
 

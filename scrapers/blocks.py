@@ -17,18 +17,20 @@ _LAZADA_MARKERS = (b"rgv587_flag", b"/_____tmd_____/punish", b"captcha-intercept
 
 
 def detect_block(response: Response) -> str | None:
-    """A short reason if `response` is a block page, else None."""
-    host = response.url.split("/", 3)[2] if "://" in response.url else ""
-    head = response.body[:4096]
+    """A short reason if `response` is a block page, else None.
+
+    Decided by the body, not the host: a CDN or a redirect target can carry the
+    same answer, and the markers are specific enough not to misfire."""
     if response.status in (403, 407):
         return f"http_{response.status}"
-    if host.endswith("shopee.vn") and head.lstrip().startswith(b"{"):
+    head = response.body[:4096]
+    if b"90309" in head and head.lstrip().startswith(b"{"):
         try:
             error = json.loads(response.body).get("error")
         except (ValueError, AttributeError):
             return None
         if error in SHOPEE_BLOCK_ERRORS:
             return f"shopee_{error}"
-    if "lazada." in host and any(marker in head for marker in _LAZADA_MARKERS):
+    if any(marker in head for marker in _LAZADA_MARKERS):
         return "lazada_captcha"
     return None

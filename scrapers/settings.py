@@ -66,6 +66,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "scrapers.extensions.ResumeGuard": 0,
     "scrapers.extensions.CrawlVerdict": 10,
+    "scrapers.pipes.PipesReporter": 20,  # only active under Dagster Pipes
 }
 # Fail fast on HTTP bodies cut short: they are retried, never parsed.
 DOWNLOAD_FAIL_ON_DATALOSS = True

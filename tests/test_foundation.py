@@ -107,7 +107,10 @@ def test_block_pages_are_recognised():
     assert detect_block(_response("https://www.lazada.vn/giay/?ajax=true",
                                   b'{"rgv587_flag":"sm","url":"/_____tmd_____/punish"}')) == "lazada_captcha"
     assert detect_block(_response("https://tiki.vn/api/v2/products", b"{}", status=403)) == "http_403"
-    assert detect_block(_response("https://tiki.vn/api/v2/products", b'{"error": 90309999}')) is None
+    assert detect_block(_response("https://tiki.vn/api/v2/products", b'{"error": 0, "data": [90309999]}')) is None
+    # A block answer from a CDN host is still a block answer.
+    assert detect_block(_response("https://down-vn.img.susercontent.com/file/x",
+                                  b'{"error":90309999}')) == "shopee_90309999"
 
 
 def test_journal_survives_a_torn_last_line(tmp_path):
