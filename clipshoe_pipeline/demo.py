@@ -20,7 +20,6 @@ from clipshoe_pipeline.paths import data_paths, ensure_dagster_home
 from replay_shop.catalog import Catalog
 from replay_shop.model import Faults
 from replay_shop.server import running_shop
-from scrapers.items import SITES
 from scrapers.replay import SETTING as REPLAY_ENV
 from scrapers.runner import PROJECT_ROOT
 

@@ -1,0 +1,132 @@
+"""The DuckDB catalog (`clipshoe.duckdb`) and its single writer.
+
+DuckDB lets one process open a database file read-write, or several read-only, never
+both: a second writer does not wait, it fails with "Could not set lock on file".
+Crawls of different sites run in parallel processes, so every write goes through
+`CatalogDB`, which opens a short-lived connection per call under an advisory file
+lock (`clipshoe.duckdb.lock`): exclusive for writes, shared for reads. Writers from
+any process — Dagster runs, the CLI, tests — queue on the lock for the few hundred
+milliseconds a write takes instead of crashing; the slow work (crawling, writing
+Parquet) happens outside it. Tables are loaded from Parquet, the source of truth, in
+bulk; nothing is inserted row by row.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+from clipshoe_pipeline.paths import data_paths
+
+CRAWL_STAGES = ("crawl", "download")
+
+REJECTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS rejections (
+    site VARCHAR NOT NULL,
+    product_id VARCHAR,
+    url VARCHAR,
+    image_url VARCHAR,
+    stage VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL
+)
+"""
+_REJECTIONS_SCHEMA = pa.schema([
+    ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()),
+    ("image_url", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
+    ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
+])
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class CatalogDB(dg.ConfigurableResource):
+    """Typed reads and writes of the DuckDB catalog, one short connection per call."""
+
+    path: str | None = None  # default: $CLIPSHOE_DATA_DIR/clipshoe.duckdb, resolved per call
+
+    @property
+    def database(self) -> Path:
+        return Path(self.path) if self.path else data_paths().catalog_db
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        database = self.database
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(database.with_name(database.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)  # released when closed
+            connection = duckdb.connect(str(database), read_only=not write)
+            try:
+                yield connection
+            finally:
+                connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(write=True) as connection:
+            connection.begin()
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def replace_site_rows(self, table: str, site: str, parquet_path: Path) -> int:
+        """Make `table`'s rows for `site` exactly the rows of `parquet_path`, in one
+        transaction (readers see the old rows or the new ones). Creates the table from
+        the file's schema on first use. Returns the number of rows loaded."""
+        _check_identifier(table)
+        source = str(parquet_path)
+        with self._transaction() as connection:
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS "
+                               "SELECT * FROM read_parquet(?) LIMIT 0", [source])
+            (strangers,) = connection.execute("SELECT count(*) FROM read_parquet(?) WHERE site <> ?",
+                                              [source, site]).fetchone()
+            if strangers:  # they would be added without their old rows being removed
+                raise ValueError(f"{parquet_path} holds {strangers} rows of sites other than {site!r}")
+            connection.execute(f"DELETE FROM {table} WHERE site = ?", [site])
+            connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [source])
+            (loaded,) = connection.execute(f"SELECT count(*) FROM {table} WHERE site = ?", [site]).fetchone()
+        return loaded
+
+    def append_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]],
+                          stages: Sequence[str] = CRAWL_STAGES) -> int:
+        """Record `rows` (site, product_id, url, image_url, stage, reason) under `run_id`.
+        Rows of the same site, run and stages are replaced, so registering a run twice
+        does not double it; other runs' rejections are kept as history."""
+        foreign = {(row["site"], row["stage"]) for row in rows} - {(site, stage) for stage in stages}
+        if foreign:
+            raise ValueError(f"rejections outside site {site!r} / stages {tuple(stages)}: {sorted(foreign)}")
+        recorded_at = datetime.now(timezone.utc)
+        incoming = pa.Table.from_pylist(
+            [{**row, "run_id": run_id, "recorded_at": recorded_at} for row in rows], schema=_REJECTIONS_SCHEMA)
+        with self._transaction() as connection:
+            connection.execute(REJECTIONS_DDL)
+            connection.execute("DELETE FROM rejections WHERE site = ? AND run_id = ? AND list_contains(?, stage)",
+                               [site, run_id, list(stages)])
+            connection.register("incoming_rejections", incoming)
+            connection.execute("INSERT INTO rejections BY NAME SELECT * FROM incoming_rejections")
+        return incoming.num_rows
+
+    def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query, as dicts (for checks, reports and tests)."""
+        with self._connect(write=False) as connection:
+            cursor = connection.execute(sql, parameters)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _check_identifier(name: str) -> None:
+    # Table names cannot be bound as parameters; accept only plain identifiers.
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain table name: {name!r}")

@@ -1,0 +1,1 @@
+"""The crawl layer: shops -> `raw_products` (Parquet + DuckDB), with its checks."""

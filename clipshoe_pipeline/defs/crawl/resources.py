@@ -1,0 +1,63 @@
+"""How the crawl layer launches Scrapy.
+
+Scrapy's Twisted reactor cannot be restarted inside a process, so every crawl is a
+child process (`scrapy crawl <site>` from the repository root, built by
+scrapers.runner.crawl_command) launched through Dagster Pipes: the crawl streams its
+progress into the run's log (scrapers.pipes.PipesReporter) and an interrupted run
+forwards SIGINT, which Scrapy answers with a clean stop that keeps JOBDIR resumable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+from pydantic import Field
+
+from clipshoe_pipeline.paths import DataPaths
+from scrapers.runner import PROJECT_ROOT, crawl_command
+
+
+class ScrapyCrawler(dg.ConfigurableResource):
+    """Launches one site's crawl as a Pipes subprocess and waits for it.
+
+    Where requests go: `replay_url` (e.g. http://127.0.0.1:8765, the replay shop);
+    None leaves the decision to the environment's CLIPSHOE_REPLAY_URL, which the crawl
+    inherits (unset: the live sites). Pacing needs no setting here: with a replay URL
+    the spiders drop the politeness delays themselves (scrapers.replay.REPLAY_PACE),
+    and live crawls keep the polite defaults of scrapers/settings.py.
+    """
+
+    replay_url: str | None = Field(
+        default=None, description="Replay shop base URL; None: inherit CLIPSHOE_REPLAY_URL from the environment.")
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Scrapy settings (`-s NAME=VALUE`) for every crawl, e.g. {'DOWNLOAD_DELAY': '2'} "
+                    "for a gentler live crawl or {'CLIPSHOE_BACKOFF_BASE': '0.05'} for a quick test.")
+    progress_interval_s: float = Field(
+        default=10.0, description="Seconds between progress lines in the Dagster run log.")
+
+    def crawl(self, context: dg.AssetExecutionContext, site: str, paths: DataPaths, *,
+              settings: Mapping[str, str], spider_args: Mapping[str, object]) -> None:
+        """Run the crawl to its end; raises if it exits non-zero (a blocked or empty
+        crawl does too; see scrapers.commands.crawl)."""
+        log_file = paths.crawl_log(site)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = crawl_command(
+            site, jobdir=paths.crawl_job(site), images_dir=paths.images, replay_url=self.replay_url,
+            settings={
+                # Scrapy's log goes to a file, whose tail explains a failure; the run log
+                # gets the Pipes progress lines instead of every request.
+                "LOG_FILE": log_file, "LOG_FILE_APPEND": False,
+                "CLIPSHOE_PIPES_INTERVAL": self.progress_interval_s,
+                **self.settings, **settings,
+            },
+            spider_args=spider_args,
+        )
+        context.log.info(f"crawling {site}: {' '.join(map(str, command))}")
+        dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(command=command, context=context)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"crawler": ScrapyCrawler()})

@@ -1,0 +1,90 @@
+"""Where the pipeline keeps its data: one root, every other path derived from it.
+
+The root is `$CLIPSHOE_DATA_DIR` (default `./data`, relative to the current working
+directory), read when asked for rather than at import, so tests and the CLI can point
+a whole run elsewhere with one environment variable. Paths are made absolute because
+the crawl subprocess runs from the repository root, not from the caller's directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_DIR_ENV = "CLIPSHOE_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
+
+# Instance settings for the default DAGSTER_HOME (see ensure_dagster_home).
+_DAGSTER_YAML = """\
+# Written by clipshoe_pipeline.paths.ensure_dagster_home; edit freely, it is not rewritten.
+# Run history, event logs and schedules live in this folder, so they survive restarts.
+storage:
+  sqlite:
+    base_dir: {home}
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    # One crawl per site: runs of a partition carry the tag dagster/partition=<site>,
+    # and a limit per unique value keeps two runs of one site (which would share its
+    # Scrapy JOBDIR and journal) out of each other's way while other sites run.
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The data layout under one root (see README, "make demo")."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> DataPaths:
+        return cls(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).absolute())
+
+    @property
+    def images(self) -> Path:
+        """The content-addressed image store shared by all sites."""
+        return self.root / "images"
+
+    def crawl_dir(self, site: str) -> Path:
+        return self.root / "crawls" / site
+
+    def crawl_job(self, site: str) -> Path:
+        """Scrapy JOBDIR plus the crawl journal; exists only while a crawl is unfinished."""
+        return self.crawl_dir(site) / "job"
+
+    def crawl_log(self, site: str) -> Path:
+        """The last crawl's Scrapy log; outside the job dir so it outlives a success."""
+        return self.crawl_dir(site) / "crawl.log"
+
+    def raw_products_parquet(self, site: str) -> Path:
+        return self.root / "parquet" / "raw_products" / f"site={site}" / "raw_products.parquet"
+
+    @property
+    def catalog_db(self) -> Path:
+        return self.root / "clipshoe.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+
+def data_paths() -> DataPaths:
+    return DataPaths.from_env()
+
+
+def ensure_dagster_home() -> Path:
+    """Point DAGSTER_HOME at `<data>/dagster_home` unless it is already set, and give
+    that folder a dagster.yaml (run history kept there, one crawl per site) if it has none."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_paths().dagster_home))).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_DAGSTER_YAML.format(home=home))
+    return home
