@@ -60,7 +60,8 @@ def one_run(site: str, shop_url: str, images: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--site", default="tiki")
+    # Sendo pages until an empty page; Tiki caps a category at ~2000 results (as the real API does).
+    parser.add_argument("--site", default="sendo")
     parser.add_argument("--products", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="api,full", help="api (no image downloads), full (with images)")
