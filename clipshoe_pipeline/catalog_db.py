@@ -99,11 +99,11 @@ class CatalogDB(dg.ConfigurableResource):
             (loaded,) = connection.execute(f"SELECT count(*) FROM {table} WHERE site = ?", [site]).fetchone()
         return loaded
 
-    def append_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]],
-                          stages: Sequence[str] = CRAWL_STAGES) -> int:
-        """Record `rows` (site, product_id, url, image_url, stage, reason) under `run_id`.
-        Rows of the same site, run and stages are replaced, so registering a run twice
-        does not double it; other runs' rejections are kept as history."""
+    def replace_site_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]],
+                                stages: Sequence[str] = CRAWL_STAGES) -> int:
+        """Make `rows` (site, product_id, url, image_url, stage, reason) the site's
+        rejections for `stages`, recorded under `run_id`: like `raw_products`, they
+        describe the site's current snapshot, so a new crawl replaces the last one's."""
         foreign = {(row["site"], row["stage"]) for row in rows} - {(site, stage) for stage in stages}
         if foreign:
             raise ValueError(f"rejections outside site {site!r} / stages {tuple(stages)}: {sorted(foreign)}")
@@ -112,8 +112,8 @@ class CatalogDB(dg.ConfigurableResource):
             [{**row, "run_id": run_id, "recorded_at": recorded_at} for row in rows], schema=_REJECTIONS_SCHEMA)
         with self._transaction() as connection:
             connection.execute(REJECTIONS_DDL)
-            connection.execute("DELETE FROM rejections WHERE site = ? AND run_id = ? AND list_contains(?, stage)",
-                               [site, run_id, list(stages)])
+            connection.execute("DELETE FROM rejections WHERE site = ? AND list_contains(?, stage)",
+                               [site, list(stages)])
             connection.register("incoming_rejections", incoming)
             connection.execute("INSERT INTO rejections BY NAME SELECT * FROM incoming_rejections")
         return incoming.num_rows

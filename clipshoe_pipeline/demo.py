@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import warnings
 
@@ -78,7 +79,7 @@ def run_dev(*, replay: bool, seed: int, products_per_site: int, port: int) -> in
     """`dagster dev` on workspace.yaml with run history under the data dir; with
     `replay`, the synthetic shops run alongside so UI-launched crawls work offline."""
     ensure_dagster_home()
-    command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)]
     if not replay:
         return subprocess.call(command, cwd=PROJECT_ROOT)
     catalog = Catalog(seed=seed, products_per_site=products_per_site)

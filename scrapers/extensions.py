@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from scrapers.journal import ITEMS, read_jsonl
+from scrapers.journal import Journal, journal_dir
 
 logger = logging.getLogger(__name__)
 
@@ -22,36 +23,49 @@ _SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 
 
 class ResumeGuard:
-    """Makes JOBDIR resumption safe after a hard kill.
+    """Makes JOBDIR resumption safe after a hard kill, and a JOBDIR single-use.
 
     Scrapy persists its request queue and seen-set on a clean stop (Ctrl-C once).
     After SIGKILL/OOM they are stale and would silently drop requests that were in
-    flight. This extension runs before the scheduler opens: if the previous run
-    left its marker behind, Scrapy's state is discarded, the spider re-walks the
-    listings, and the journal (flushed item by item) tells it what to skip.
+    flight. This extension runs before the scheduler opens and holds an exclusive
+    lock on `crawl.running` for the whole crawl: a second crawl of the same JOBDIR is
+    refused; a marker left behind by a dead crawl (no lock held) means an unclean
+    stop, so Scrapy's state is discarded, the spider re-walks the listings, and the
+    journal (flushed item by item) tells it what to skip.
     """
 
     def __init__(self, jobdir: Path, crawler):
-        self.jobdir = jobdir
-        self.crawler = crawler
-        self.marker = jobdir / RUNNING_MARKER
         jobdir.mkdir(parents=True, exist_ok=True)
-        if self.marker.exists():
-            collected = sum(1 for _ in read_jsonl(jobdir / ITEMS))
-            logger.warning(
-                "Previous crawl in %s stopped uncleanly (pid %s); discarding Scrapy's queue and "
-                "seen-set, re-walking listings, skipping %d products already journaled",
-                jobdir, self.marker.read_text().strip() or "?", collected,
-            )
-            crawler.stats.set_value("clipshoe/recovered_from_crash", 1)
-            for name in _SCRAPY_STATE:
-                path = jobdir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-        self.marker.write_text(str(os.getpid()))
+        marker = jobdir / RUNNING_MARKER
+        stale = marker.exists()
+        self.lock = marker.open("a+")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.close()
+            raise RuntimeError(f"another crawl is running in {jobdir} (pid {marker.read_text().strip() or '?'})")
+        self.marker = marker
+        if stale:
+            self._discard_scrapy_state(jobdir, crawler)
+        self.lock.seek(0)
+        self.lock.truncate()
+        self.lock.write(str(os.getpid()))
+        self.lock.flush()
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @staticmethod
+    def _discard_scrapy_state(jobdir: Path, crawler) -> None:
+        collected = len(Journal.of(crawler).collected_ids())
+        logger.warning(
+            "Previous crawl in %s stopped uncleanly; discarding Scrapy's queue and seen-set, "
+            "re-walking listings, skipping %d products already journaled", jobdir, collected)
+        crawler.stats.set_value("clipshoe/recovered_from_crash", 1)
+        for name in _SCRAPY_STATE:
+            path = jobdir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -63,16 +77,18 @@ class ResumeGuard:
     def spider_closed(self, spider, reason):
         # A graceful shutdown (first Ctrl-C) leaves Scrapy's state consistent.
         self.marker.unlink(missing_ok=True)
+        self.lock.close()
 
 
 class CrawlVerdict:
     """At close: turn 'finished with 0 items because every page was blocked' into a
-    loud failure (`clipshoe/verdict` = `blocked`), and write the final stats to
+    loud failure (`clipshoe/verdict` = `blocked`; also `empty`, `partial` for a crawl
+    stopped early, else `ok`), and write the final stats to
     `stats.json` in the job directory for the orchestrator to read."""
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.jobdir = crawler.settings.get("JOBDIR") or crawler.settings.get("CLIPSHOE_JOURNAL_DIR")
+        self.jobdir = journal_dir(crawler.settings)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -94,6 +110,12 @@ class CrawlVerdict:
         elif items == 0:
             verdict = "empty"
             logger.error("Crawl of %s collected no items (finish reason %s)", spider.name, reason)
+        elif reason != "finished":
+            # Stopped early (signal, CLOSESPIDER_*): the journal holds a part of the shop,
+            # which must not replace a complete snapshot. Resume to finish it.
+            verdict = "partial"
+            logger.error("Crawl of %s stopped early (finish reason %s) after %d items; run it again "
+                         "with the same JOBDIR to finish", spider.name, reason, items)
         stats.set_value("clipshoe/verdict", verdict)
         if self.jobdir:
             path = Path(self.jobdir) / STATS_FILE

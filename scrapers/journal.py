@@ -37,24 +37,44 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(raw)
 
 
+def journal_dir(settings) -> str | None:
+    """Where a crawl keeps its journal and final stats: CLIPSHOE_JOURNAL_DIR, else JOBDIR."""
+    return settings.get("CLIPSHOE_JOURNAL_DIR") or settings.get("JOBDIR") or None
+
+
 class Journal:
     def __init__(self, directory: Path | None):
         self.directory = directory
         self._files: dict[str, Any] = {}
+        self._collected: set[str] | None = None
 
     @classmethod
     def from_settings(cls, settings) -> "Journal":
-        directory = settings.get("CLIPSHOE_JOURNAL_DIR") or settings.get("JOBDIR")
+        directory = journal_dir(settings)
         return cls(Path(directory) if directory else None)
+
+    @classmethod
+    def of(cls, crawler) -> "Journal":
+        """The crawl's one journal, shared by every component that records to it,
+        closed when the engine stops."""
+        journal = getattr(crawler, "_clipshoe_journal", None)
+        if journal is None:
+            from scrapy import signals
+
+            journal = crawler._clipshoe_journal = cls.from_settings(crawler.settings)
+            crawler.signals.connect(journal.close, signal=signals.engine_stopped, weak=False)
+        return journal
 
     @property
     def enabled(self) -> bool:
         return self.directory is not None
 
     def collected_ids(self) -> set[str]:
-        if not self.enabled:
-            return set()
-        return {row["product_id"] for row in read_jsonl(self.directory / ITEMS)}
+        """Products journaled by earlier runs of this crawl (read once, then cached)."""
+        if self._collected is None:
+            self._collected = (set() if not self.enabled else
+                               {row["product_id"] for row in read_jsonl(self.directory / ITEMS)})
+        return set(self._collected)
 
     def append_item(self, row: dict[str, Any]) -> None:
         self._write(ITEMS, row)
@@ -86,7 +106,7 @@ class Journal:
             if not data.endswith(b"\n"):
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def close(self) -> None:
+    def close(self, **_signal_kwargs) -> None:
         for f in self._files.values():
             f.close()
         self._files.clear()

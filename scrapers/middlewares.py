@@ -11,13 +11,18 @@ from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.httpobj import urlparse_cached
 
 from scrapers.blocks import detect_block
-from scrapers.journal import Journal
+from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_META = "clipshoe_backoff_s"
+MEDIA_META = "clipshoe_media"  # set on the image pipeline's requests
+PRODUCT_ID_META = "clipshoe_product_id"  # set on detail-page requests (ShopSpider.product_request)
+RETRY_AFTER_MAX = 600.0  # a server may ask for a long pause; honour it up to 10 minutes
 
 
 class MalformedResponse(ValueError):
@@ -28,20 +33,51 @@ class MalformedResponse(ValueError):
         self.reason = reason
 
 
+class BlockedRequest(IgnoreRequest):
+    """Still a block page after every retry."""
+
+    def __init__(self, kind: str, url: str):
+        super().__init__(f"blocked ({kind}) after retries: {url}")
+        self.kind = kind
+
+
+def failure_reason(exception: BaseException) -> str:
+    """A short, stable reason for a request that failed for good."""
+    if isinstance(exception, HttpError):
+        return f"http_{exception.response.status}"
+    if isinstance(exception, BlockedRequest):
+        return f"blocked_{exception.kind}"
+    name = type(exception).__name__
+    if name == "DownloadCancelledError":  # our only cancellation: DOWNLOAD_MAXSIZE exceeded
+        return "too_large"
+    if isinstance(exception, IgnoreRequest):
+        return "filtered"  # robots.txt, offsite, ...
+    return {
+        "DownloadTimeoutError": "timeout",
+        "ResponseDataLossError": "truncated",
+        "DownloadFailedError": "connection_failed",
+        "DownloadConnectionRefusedError": "connection_refused",
+        "CannotResolveHostError": "dns",
+    }.get(name, f"error_{name}")
+
+
 class BackoffRetryMiddleware(RetryMiddleware):
     """Scrapy's RetryMiddleware plus exponential backoff and block-page detection.
 
     Replaces the stock retry middleware (same slot, 550). A retried request waits
     `base * 2**(n-1)` seconds (jittered, capped, or the server's Retry-After) before
-    it is sent again. Block pages (see scrapers.blocks) are retried the same way and
-    counted under `clipshoe/blocked/*`; once retries run out the request is ignored,
-    so a block body is never parsed as an empty result.
+    it is sent again, and a 429 or block page also slows the whole domain down: its
+    download slot's delay doubles, and eases back on each success. Block pages (see
+    scrapers.blocks) are retried and counted under `clipshoe/blocked/*`; once retries
+    run out an API request fails with BlockedRequest, so a block body is never parsed
+    as an empty result (an image keeps its response: the image pipeline records it).
     """
 
     def __init__(self, settings):
         super().__init__(settings)
         self.backoff_base = settings.getfloat("CLIPSHOE_BACKOFF_BASE", 1.0)
         self.backoff_max = settings.getfloat("CLIPSHOE_BACKOFF_MAX", 60.0)
+        self.base_delay = settings.getfloat("DOWNLOAD_DELAY", 0.0)
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> None:
         delay = request.meta.pop(BACKOFF_META, 0)
@@ -56,14 +92,20 @@ class BackoffRetryMiddleware(RetryMiddleware):
             stats = self.crawler.stats
             stats.inc_value("clipshoe/blocked/count")
             stats.inc_value(f"clipshoe/blocked/{block}")
+            self._slow_down(request)
             retry = self._retry(request, f"blocked:{block}")
             if retry is not None:
                 return self._with_backoff(retry, response)
             stats.inc_value("clipshoe/blocked/gave_up")
-            raise IgnoreRequest(f"blocked ({block}) after retries: {request.url}")
+            if request.meta.get(MEDIA_META):
+                return response
+            raise BlockedRequest(block, request.url)
         if response.status in self.retry_http_codes:
+            if response.status in (429, 503):
+                self._slow_down(request)
             retry = self._retry(request, f"http_{response.status}")
             return self._with_backoff(retry, response) if retry is not None else response
+        self._ease_up(request)
         return response
 
     def process_exception(self, request: Request, exception: Exception, spider: Spider | None = None):
@@ -77,19 +119,33 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if response is not None:
             retry_after = response.headers.get(b"Retry-After")
             if retry_after and retry_after.isdigit():
-                delay = min(self.backoff_max, float(retry_after))
+                delay = min(RETRY_AFTER_MAX, float(retry_after))
         retry.meta[BACKOFF_META] = delay
         return retry
+
+    def _slot(self, request: Request):
+        key = request.meta.get("download_slot") or urlparse_cached(request).hostname
+        return self.crawler.engine.downloader.slots.get(key)
+
+    def _slow_down(self, request: Request) -> None:
+        slot = self._slot(request)
+        if slot is not None:
+            slot.delay = min(self.backoff_max, max(slot.delay * 2, self.backoff_base))
+            self.crawler.stats.inc_value("clipshoe/backoff/domain_slowdowns")
+
+    def _ease_up(self, request: Request) -> None:
+        slot = self._slot(request)
+        if slot is not None and slot.delay > self.base_delay:
+            slot.delay = max(self.base_delay, slot.delay * 0.9)
 
 
 class MalformedResponseMiddleware:
     """Spider middleware: a callback that hits a malformed body or an unexpected shape
     does not crash the crawl. Malformed bodies are retried (they are often transient
-    truncations); shape errors are counted per callback and recorded as rejections."""
+    truncations); what still fails is counted and announced as a failed page."""
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.journal = Journal.from_settings(crawler.settings)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -98,12 +154,12 @@ class MalformedResponseMiddleware:
     def process_spider_exception(self, response: Response, exception: Exception, spider: Spider | None = None):
         stats = self.crawler.stats
         spider = self.crawler.spider
-        callback = getattr(response.request.callback, "__name__", "parse") if response.request else "parse"
+        request = response.request
+        callback = getattr(request.callback, "__name__", "parse") if request else "parse"
         if isinstance(exception, MalformedResponse):
             stats.inc_value(f"clipshoe/malformed/{exception.reason}")
-            retry = get_retry_request(
-                response.request, spider=spider, reason=f"malformed:{exception.reason}", give_up_log_level="WARNING"
-            )
+            retry = get_retry_request(request, spider=spider, reason=f"malformed:{exception.reason}",
+                                      give_up_log_level="WARNING")
             if retry is not None:
                 return [retry]
             reason = f"malformed_{exception.reason}"
@@ -113,5 +169,40 @@ class MalformedResponseMiddleware:
         else:
             return None
         stats.inc_value(f"clipshoe/failed_pages/{reason}")
-        self.journal.reject(site=spider.name, stage="crawl", reason=reason, url=response.url)
+        self.crawler.signals.send_catch_log(page_failed, site=spider.name, url=response.url, reason=reason,
+                                            product_id=request.meta.get(PRODUCT_ID_META) if request else None)
         return []
+
+
+class SessionMiddleware:
+    """Downloader middleware: headers and cookies of a real browser session, per domain.
+
+    Live Shopee, Lazada and Zalora answer plain clients with block pages; a session
+    copied from a logged-in browser (cookies such as SPC_EC / x5sec / _px3, headers
+    such as x-csrftoken) can get through for a while. Configure, e.g.:
+    `-s 'CLIPSHOE_SESSIONS={"shopee.vn": {"headers": {"x-csrftoken": "…"}, "cookies": {"SPC_EC": "…"}}}'`.
+    Shopee's per-request signed headers cannot be configured this way at all: they need
+    a browser download handler (see README, "Live crawling").
+    """
+
+    def __init__(self, sessions: dict[str, dict]):
+        self.sessions = sessions
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        from scrapy.exceptions import NotConfigured
+
+        sessions = crawler.settings.getdict("CLIPSHOE_SESSIONS")
+        if not sessions:
+            raise NotConfigured
+        return cls(sessions)
+
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        host = urlparse_cached(request).hostname or ""
+        for domain, session in self.sessions.items():
+            if host == domain or host.endswith("." + domain):
+                for name, value in (session.get("headers") or {}).items():
+                    request.headers.setdefault(name, value)
+                if isinstance(request.cookies, dict):
+                    for name, value in (session.get("cookies") or {}).items():
+                        request.cookies.setdefault(name, value)

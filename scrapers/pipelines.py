@@ -15,16 +15,18 @@ from typing import Any
 from itemadapter import ItemAdapter
 from PIL import Image, UnidentifiedImageError
 from scrapy import Request
-from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.exceptions import DropItem
 from scrapy.http import Response
 from scrapy.pipelines.files import FilesPipeline
 
+from scrapers.blocks import detect_block
 from scrapers.items import InvalidItem, ProductItem, validate
 from scrapers.journal import Journal
+from scrapers.middlewares import MEDIA_META, failure_reason
+from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
 
-MEDIA_META = "clipshoe_media"
 FAILURE_HEADER = b"X-Clipshoe-Download-Error"
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "MPO": "jpg"}
 
@@ -34,7 +36,7 @@ class ValidationPipeline:
 
     def __init__(self, crawler):
         self.stats = crawler.stats
-        self.journal = Journal.from_settings(crawler.settings)
+        self.journal = Journal.of(crawler)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -52,9 +54,6 @@ class ValidationPipeline:
             self.stats.inc_value(f"clipshoe/warning/{warning}")
         return item
 
-    def close_spider(self, spider=None):
-        self.journal.close()
-
 
 class MediaFailureMiddleware:
     """Downloader middleware: an image download that still fails after retries comes
@@ -64,24 +63,8 @@ class MediaFailureMiddleware:
     def process_exception(self, request: Request, exception: Exception, spider=None):
         if not request.meta.get(MEDIA_META):
             return None
-        if isinstance(exception, IgnoreRequest):
-            reason = "blocked" if "blocked" in str(exception) else "filtered"
-        else:
-            reason = _download_failure_reason(exception)
-        return Response(request.url, status=599, headers={FAILURE_HEADER: reason}, request=request)
-
-
-def _download_failure_reason(exception: Exception) -> str:
-    name = type(exception).__name__
-    if name == "DownloadCancelledError" and "max size" in str(exception):
-        return "too_large"
-    return {
-        "DownloadTimeoutError": "timeout",
-        "ResponseDataLossError": "truncated",
-        "DownloadFailedError": "connection_failed",
-        "DownloadConnectionRefusedError": "connection_refused",
-        "CannotResolveHostError": "dns",
-    }.get(name, f"error_{name}")
+        return Response(request.url, status=599, headers={FAILURE_HEADER: failure_reason(exception)},
+                        request=request)
 
 
 class ContentAddressedImagesPipeline(FilesPipeline):
@@ -99,7 +82,7 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         self.store_dir = Path(store_uri)
         self.max_bytes = settings.getint("CLIPSHOE_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
         self.min_side = settings.getint("CLIPSHOE_IMAGE_MIN_SIDE", 80)
-        self.journal = Journal.from_settings(settings)
+        self.journal = Journal.of(crawler)
         self.stats = crawler.stats
 
     @classmethod
@@ -123,6 +106,9 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         failure = response.headers.get(FAILURE_HEADER)
         if failure:
             return _failed(request.url, failure.decode())
+        block = detect_block(response)
+        if block:
+            return _failed(request.url, f"blocked_{block}")
         if response.status != 200:
             return _failed(request.url, f"http_{response.status}")
         return self.store_image(request.url, response.body)
@@ -139,6 +125,8 @@ class ContentAddressedImagesPipeline(FilesPipeline):
                 image.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             return _failed(url, "not_an_image")
+        if _cut_short(fmt, body):
+            return _failed(url, "corrupt")
         if min(width, height) < self.min_side:
             return _failed(url, "too_small")
         digest = hashlib.sha256(body).hexdigest()
@@ -167,13 +155,21 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         item.images = images
         return item
 
-    def close_spider(self, spider=None):
-        self.journal.close()
-
 
 def _failed(url: str, reason: str) -> dict[str, Any]:
     return {"url": url, "status": "failed", "path": None, "sha256": None, "bytes": None,
             "width": None, "height": None, "format": None, "reason": reason}
+
+
+def _cut_short(fmt: str, body: bytes) -> bool:
+    """A JPEG/PNG whose end marker is missing: cut short by the server or an upload.
+    Pillow's verify() does not decode JPEG data, and a full decode belongs to curation."""
+    tail = body[-64:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in tail
+    if fmt == "PNG":
+        return b"IEND" not in tail
+    return False
 
 
 def _write_once(path: Path, body: bytes) -> None:
@@ -193,12 +189,13 @@ def _write_once(path: Path, body: bytes) -> None:
 
 class JournalPipeline:
     """Last stage: drop repeats of a product (also across a resumed crawl) and append
-    each kept item to the crash-safe journal."""
+    each kept item to the crash-safe journal; record pages that failed for good."""
 
     def __init__(self, crawler):
         self.stats = crawler.stats
-        self.journal = Journal.from_settings(crawler.settings)
+        self.journal = Journal.of(crawler)
         self.seen: set[str] = set()
+        crawler.signals.connect(self.record_failed_page, signal=page_failed)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -217,5 +214,5 @@ class JournalPipeline:
         self.stats.inc_value("clipshoe/items")
         return item
 
-    def close_spider(self, spider=None):
-        self.journal.close()
+    def record_failed_page(self, site: str, url: str, reason: str, product_id: str | None) -> None:
+        self.journal.reject(site=site, stage="crawl", reason=reason, product_id=product_id, url=url)

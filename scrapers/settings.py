@@ -41,7 +41,11 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapers.middlewares.BackoffRetryMiddleware": 550,
     # Below retry: sees an image failure only once retries are exhausted.
     "scrapers.pipelines.MediaFailureMiddleware": 540,
+    # Before Scrapy's CookiesMiddleware (700), which turns request.cookies into a header.
+    "scrapers.middlewares.SessionMiddleware": 450,
 }
+# Browser-session headers/cookies per domain for live crawls (see SessionMiddleware).
+CLIPSHOE_SESSIONS: dict[str, dict] = {}
 SPIDER_MIDDLEWARES = {
     "scrapers.middlewares.MalformedResponseMiddleware": 550,
 }

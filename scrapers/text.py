@@ -66,12 +66,19 @@ def unique(urls: Iterable[str | None]) -> list[str]:
     return list(seen)
 
 
+_GROUPED = re.compile(r"^\d{1,3}([.,])\d{3}(\1\d{3})*$")  # 1.299.000 / 1,299,000
+
+
 def to_float(value: object) -> float | None:
+    """A number from a number or a price text ("S$ 79.00", "1.299.000₫")."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    digits = re.sub(r"[^\d.]", "", str(value))
+    digits = re.sub(r"[^\d.,]", "", str(value))
+    if _GROUPED.match(digits):  # Vietnamese prices group thousands with dots
+        digits = re.sub(r"[.,]", "", digits)
+    digits = digits.replace(",", "")
     try:
         return float(digits) if digits else None
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,6 @@ from replay_shop.catalog import Catalog
 from replay_shop.sites import renderers
 from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
 from scrapers.runner import PROJECT_ROOT, crawl_command
-
-import json
 
 
 @dataclass
@@ -38,7 +37,12 @@ def crawl_popen(site: str, shop_url: str, workdir: Path, **settings) -> subproce
 
 def crawl(site: str, shop_url: str, workdir: Path, timeout: float = 120, **settings) -> CrawlResult:
     process = crawl_popen(site, shop_url, workdir, **settings)
-    process.wait(timeout=timeout)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
     return collect(workdir, process.returncode)
 
 

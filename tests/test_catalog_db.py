@@ -49,21 +49,21 @@ def rejection(product_id: str, stage: str = "download", site: str = "tiki") -> d
             "image_url": "https://salt.tikicdn.com/x.jpg", "stage": stage, "reason": "too_small"}
 
 
-def test_rejections_of_a_run_are_replaced_when_registered_again_and_other_runs_kept(catalog):
-    assert catalog.append_rejections("tiki", "run-1", [rejection("1"), rejection("2", "crawl")]) == 2
-    catalog.append_rejections("tiki", "run-2", [rejection("3")])
-    catalog.append_rejections("tiki", "run-2", [rejection("3"), rejection("4")])
-    catalog.append_rejections("sendo", "run-2", [])
-    rows = catalog.query("SELECT run_id, product_id, stage FROM rejections ORDER BY run_id, product_id")
-    assert [(r["run_id"], r["product_id"]) for r in rows] == [
-        ("run-1", "1"), ("run-1", "2"), ("run-2", "3"), ("run-2", "4")]
+def test_a_sites_rejections_follow_its_latest_crawl_and_other_sites_are_kept(catalog):
+    assert catalog.replace_site_rejections("tiki", "run-1", [rejection("1"), rejection("2", "crawl")]) == 2
+    catalog.replace_site_rejections("sendo", "run-1", [rejection("9", site="sendo")])
+    catalog.replace_site_rejections("tiki", "run-2", [rejection("3")])
+    catalog.replace_site_rejections("tiki", "run-2", [rejection("3"), rejection("4")])
+    rows = catalog.query("SELECT site, run_id, product_id FROM rejections ORDER BY site, product_id")
+    assert [(r["site"], r["run_id"], r["product_id"]) for r in rows] == [
+        ("sendo", "run-1", "9"), ("tiki", "run-2", "3"), ("tiki", "run-2", "4")]
 
 
 def test_rejections_of_another_site_or_stage_are_refused(catalog):
     with pytest.raises(ValueError, match="outside"):
-        catalog.append_rejections("tiki", "run-1", [rejection("1", site="sendo")])
+        catalog.replace_site_rejections("tiki", "run-1", [rejection("1", site="sendo")])
     with pytest.raises(ValueError, match="outside"):
-        catalog.append_rejections("tiki", "run-1", [rejection("1", stage="curate")])
+        catalog.replace_site_rejections("tiki", "run-1", [rejection("1", stage="curate")])
 
 
 def _replace_repeatedly(database: str, site: str, parquet: str) -> None:

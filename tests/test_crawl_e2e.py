@@ -24,15 +24,11 @@ def catalog():
     return Catalog(seed=11, products_per_site=40)
 
 
-@pytest.fixture(scope="module")
-def faulty_shop(catalog):
-    with running_shop(catalog, faults=Faults.default_on()) as shop:
-        yield shop
-
-
 @pytest.mark.parametrize("site", SITES)
-def test_crawl_collects_every_listed_product_once_despite_faults(site, catalog, faulty_shop, tmp_path):
-    result = crawl(site, faulty_shop.url, tmp_path)
+def test_crawl_collects_every_listed_product_once_despite_faults(site, catalog, tmp_path):
+    with running_shop(catalog, faults=Faults.default_on()) as shop:  # one shop per crawl: its fault counts
+        result = crawl(site, shop.url, tmp_path)
+        served = dict(shop.stats["faults"])
     assert result.returncode == 0, result.log[-3000:]
 
     ids = [item["product_id"] for item in result.items]
@@ -49,12 +45,28 @@ def test_crawl_collects_every_listed_product_once_despite_faults(site, catalog, 
 
     stats = result.stats
     assert stats["clipshoe/verdict"] == "ok"
-    assert stats.get("retry/count", 0) > 0, "faults were served but nothing was retried"
     assert stats.get("clipshoe/images/ok", 0) > 0
+    assert_faults_reported(served, stats)
+
+
+def assert_faults_reported(served: dict, stats: dict) -> None:
+    """Every fault the shop served shows up in the crawl's stats, each costing one retry
+    (the shop never faults a URL more often than the crawler retries)."""
+    assert served.get("http_429", 0) + served.get("http_500", 0) + served.get("block", 0) > 0
+    assert stats.get("retry/reason_count/http_429", 0) == served.get("http_429", 0)
+    assert stats.get("retry/reason_count/http_500", 0) == served.get("http_500", 0)
+    assert stats.get("clipshoe/blocked/count", 0) == served.get("block", 0)
+    assert stats.get("clipshoe/malformed/json", 0) == served.get("malformed_json", 0)
+    truncated = sum(v for k, v in stats.items() if k.startswith("retry/reason_count/") and "DataLoss" in k
+                    or k.startswith("retry/reason_count/") and "DownloadFailed" in k)
+    assert truncated == served.get("truncated_image", 0)
+    retryable = sum(v for k, v in served.items() if k != "slow")
+    assert stats.get("retry/count", 0) == retryable
+    assert not stats.get("retry/max_reached")
 
 
 PLANTED_DEFECT_REASONS = {"zero_byte": "empty", "not_image": "not_an_image", "huge": "too_large",
-                          "tiny": "too_small"}
+                          "tiny": "too_small", "corrupt": "corrupt"}  # blank images are curation's job
 
 
 def assert_bad_images_rejected_with_reasons(catalog, site, rejections):
@@ -78,6 +90,21 @@ def test_blocked_throughout_fails_loudly(catalog, tmp_path):
     assert result.stats["clipshoe/verdict"] == "blocked"
     assert result.stats["clipshoe/blocked/count"] > 0
     assert "blocked" in result.log and not result.items
+
+
+def test_a_second_crawl_of_the_same_jobdir_is_refused(catalog, tmp_path):
+    with running_shop(catalog, faults=Faults(slow=1.0, slow_seconds=0.2)) as shop:
+        first = crawl_popen("tiki", shop.url, tmp_path)
+        try:
+            deadline = time.monotonic() + 30
+            while not (tmp_path / "job" / "crawl.running").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            second = crawl("tiki", shop.url, tmp_path, timeout=60)
+        finally:
+            first.kill()
+            first.wait()
+    assert second.returncode != 0
+    assert "another crawl is running" in second.log
 
 
 def test_sigkill_then_restart_finishes_without_duplicates_or_gaps(tmp_path):

@@ -130,3 +130,23 @@ def test_journal_is_off_without_a_directory():
     journal = Journal.from_settings({})
     journal.reject(site="tiki", stage="crawl", reason="x")
     assert journal.collected_ids() == set()
+
+
+def test_session_headers_and_cookies_apply_to_their_domain_only():
+    from scrapy import Request
+
+    from scrapers.middlewares import SessionMiddleware
+
+    middleware = SessionMiddleware({"shopee.vn": {"headers": {"x-csrftoken": "t"}, "cookies": {"SPC_EC": "c"}}})
+    api = Request("https://shopee.vn/api/v4/pdp/get_pc?item_id=1")
+    other = Request("https://tiki.vn/api/v2/products/1")
+    for request in (api, other):
+        middleware.process_request(request)
+    assert api.headers.get("x-csrftoken") == b"t" and api.cookies == {"SPC_EC": "c"}
+    assert b"x-csrftoken" not in other.headers and other.cookies == {}
+
+
+def test_text_prices_with_thousands_separators():
+    assert to_float("1.299.000₫") == 1299000.0
+    assert to_float("1,299,000") == 1299000.0
+    assert to_float("79.00") == 79.0

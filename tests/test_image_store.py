@@ -11,7 +11,8 @@ from PIL import Image
 from scrapy.utils.test import get_crawler
 
 from scrapers.items import ProductItem
-from scrapers.pipelines import ContentAddressedImagesPipeline, _download_failure_reason
+from scrapers.middlewares import BlockedRequest, failure_reason
+from scrapers.pipelines import ContentAddressedImagesPipeline
 
 
 def jpeg(size=(200, 160), colour=(200, 30, 30)) -> bytes:
@@ -50,6 +51,7 @@ def test_good_image_is_stored_by_content_hash(pipeline, tmp_path):
         (b"<html><body>404 not found</body></html>", "not_an_image"),
         (jpeg(size=(40, 40)), "too_small"),
         (jpeg(size=(1200, 1200)) + b"\0" * 60_000, "too_large"),
+        (jpeg()[:-200], "corrupt"),  # cut short: no end-of-image marker
     ],
 )
 def test_bad_images_get_a_reason(pipeline, body, reason):
@@ -74,8 +76,14 @@ def test_item_completed_keeps_order_and_records_failures(pipeline, tmp_path):
 
 
 def test_download_failures_are_named():
-    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, ResponseDataLossError
+    from scrapy.exceptions import DownloadCancelledError, DownloadTimeoutError, IgnoreRequest, ResponseDataLossError
+    from scrapy.http import Response
+    from scrapy.spidermiddlewares.httperror import HttpError
 
-    assert _download_failure_reason(DownloadCancelledError("Cancelling download: larger than download max size")) == "too_large"
-    assert _download_failure_reason(DownloadTimeoutError()) == "timeout"
-    assert _download_failure_reason(ResponseDataLossError()) == "truncated"
+    # Scrapy cancels an over-limit stream with an empty message: the type decides.
+    assert failure_reason(DownloadCancelledError()) == "too_large"
+    assert failure_reason(DownloadTimeoutError()) == "timeout"
+    assert failure_reason(ResponseDataLossError()) == "truncated"
+    assert failure_reason(HttpError(Response("https://tiki.vn/x", status=404), "Ignoring")) == "http_404"
+    assert failure_reason(BlockedRequest("shopee_90309999", "https://shopee.vn/x")) == "blocked_shopee_90309999"
+    assert failure_reason(IgnoreRequest("Forbidden by robots.txt")) == "filtered"

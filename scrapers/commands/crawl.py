@@ -1,4 +1,4 @@
-"""`scrapy crawl` that exits non-zero when the crawl collected nothing.
+"""`scrapy crawl` that exits non-zero when the crawl collected nothing or stopped early.
 
 Scrapy's own command exits 0 whatever happened, so a shop that blocked us
 throughout would look like a successful, empty crawl to any script or scheduler.
@@ -13,6 +13,7 @@ from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 
 EXIT_BLOCKED = 3
 EXIT_EMPTY = 4
+EXIT_PARTIAL = 5
 
 
 class Command(ScrapyCrawlCommand):
@@ -36,3 +37,7 @@ class Command(ScrapyCrawlCommand):
         elif verdict == "empty":
             print(f"crawl failed: {args[0]} collected no items (see the log above)", file=sys.stderr)
             self.exitcode = EXIT_EMPTY
+        elif verdict == "partial":
+            print(f"crawl incomplete: {args[0]} stopped early; rerun with the same JOBDIR to finish",
+                  file=sys.stderr)
+            self.exitcode = EXIT_PARTIAL

@@ -12,7 +12,8 @@ import scrapy
 from scrapy.http import Response
 
 from scrapers.journal import Journal
-from scrapers.middlewares import MalformedResponse
+from scrapers.middlewares import PRODUCT_ID_META, MalformedResponse, failure_reason
+from scrapers.signals import page_failed
 from scrapers.replay import REPLAY_PACE, replay_base
 
 
@@ -58,9 +59,9 @@ class ShopSpider(scrapy.Spider):
     # -- crawl control ----------------------------------------------------------
     async def start(self) -> AsyncIterator[scrapy.Request]:
         # Resume: products already in the journal are not fetched again.
-        self.already_collected = Journal.from_settings(self.settings).collected_ids()
+        self.already_collected = Journal.of(self.crawler).collected_ids()
         for category in self.categories:
-            yield self.listing_request(category, 1)
+            yield self._reported(self.listing_request(category, 1))
 
     def listing_request(self, category: str, page: int) -> scrapy.Request:
         raise NotImplementedError
@@ -93,7 +94,28 @@ class ShopSpider(scrapy.Spider):
             return []
         if self.max_items and self.products_requested >= self.max_items:
             return []
-        return [self.listing_request(category, page + 1)]
+        return [self._reported(self.listing_request(category, page + 1))]
+
+    def product_request(self, url: str, product_id: str, **kwargs: Any) -> scrapy.Request:
+        """A detail-page request whose final failure is reported with its product id."""
+        request = scrapy.Request(url, errback=self.on_request_failed, **kwargs)
+        request.meta[PRODUCT_ID_META] = str(product_id)
+        return request
+
+    def _reported(self, request: scrapy.Request) -> scrapy.Request:
+        if request.errback is None:
+            request.errback = self.on_request_failed
+        return request
+
+    def on_request_failed(self, failure) -> None:
+        """Errback: a page that failed for good (HTTP error after retries, block,
+        timeout...) is announced, so it is counted and recorded, never silently lost.
+        Storage listens to the signal; the spider only reports."""
+        request = failure.request
+        reason = failure_reason(failure.value)
+        self.crawler.stats.inc_value(f"clipshoe/failed_pages/{reason}")
+        self.crawler.signals.send_catch_log(page_failed, site=self.name, url=request.url, reason=reason,
+                                            product_id=request.meta.get(PRODUCT_ID_META))
 
     # -- parsing helpers ----------------------------------------------------------
     @staticmethod

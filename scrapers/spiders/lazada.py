@@ -155,7 +155,8 @@ class LazadaSpider(ShopSpider):
             if listing is None:
                 bad += 1
             elif self.wants_product(listing["product_id"]):
-                yield scrapy.Request(listing["url"], callback=self.parse_product, cb_kwargs={"listing": listing})
+                yield self.product_request(listing["url"], listing["product_id"], callback=self.parse_product,
+                                           cb_kwargs={"listing": listing})
         if bad:
             self.crawler.stats.inc_value("clipshoe/skipped/bad_entry", bad)
         yield from self.next_listing(category, page, has_more_pages(data.get("mainInfo"), page, listed))

@@ -104,8 +104,8 @@ class SendoSpider(ShopSpider):
                 self.crawler.stats.inc_value("clipshoe/skipped/bad_entry")
                 continue
             if self.wants_product(product_id):
-                yield scrapy.Request(DETAIL_URL.format(path=path.removesuffix(".html")), headers=API_HEADERS,
-                                     callback=self.parse_product,
+                yield self.product_request(DETAIL_URL.format(path=path.removesuffix(".html")), product_id,
+                                           headers=API_HEADERS, callback=self.parse_product,
                                      cb_kwargs={"product_id": product_id, "path": path, "entry": entry})
         # No total count is known: the listing ends with an empty page.
         yield from self.next_listing(category, page, has_more=bool(data["data"]))

@@ -107,9 +107,9 @@ class ShopeeSpider(ShopSpider):
     def detail_request(self, item_id: str, shop_id: str, entry: dict[str, Any]) -> scrapy.Request:
         query = {"item_id": item_id, "shop_id": shop_id, "tz_offset_minutes": 420, "detail_level": 0}
         url = PRODUCT_URL.format(shop_id=shop_id, item_id=item_id)
-        return scrapy.Request(f"{DETAIL_URL}?{urlencode(query)}", headers={**API_HEADERS, "Referer": url},
-                              callback=self.parse_product,
-                              cb_kwargs={"item_id": item_id, "shop_id": shop_id, "entry": entry})
+        return self.product_request(f"{DETAIL_URL}?{urlencode(query)}", item_id,
+                                    headers={**API_HEADERS, "Referer": url}, callback=self.parse_product,
+                                    cb_kwargs={"item_id": item_id, "shop_id": shop_id, "entry": entry})
 
     def parse_listing(self, response: Response, category: str, page: int):
         data = self.load_json(response)

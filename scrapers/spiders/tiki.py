@@ -138,8 +138,8 @@ class TikiSpider(ShopSpider):
         spid = seller_product_id(entry)
         if spid:
             url += f"&spid={spid}"
-        return scrapy.Request(url, callback=self.parse_product,
-                              cb_kwargs={"product_id": product_id, "entry": entry})
+        return self.product_request(url, product_id, callback=self.parse_product,
+                                    cb_kwargs={"product_id": product_id, "entry": entry})
 
     def parse_product(self, response: Response, product_id: str, entry: dict[str, Any]):
         # The real detail answer is the raw product object, not wrapped in an envelope.

@@ -158,8 +158,8 @@ class ZaloraSpider(ShopSpider):
                 continue
             product_id, url = id_and_url
             if self.wants_product(product_id):
-                yield scrapy.Request(url, callback=self.parse_product,
-                                     cb_kwargs={"product_id": product_id, "entry": entry})
+                yield self.product_request(url, product_id, callback=self.parse_product,
+                                           cb_kwargs={"product_id": product_id, "entry": entry})
         # Stop on an empty page, or once the offset passes the reported total.
         total = to_float(data.get("NumProductFound"))
         seen = (page - 1) * PAGE_SIZE + len(data["Products"])

@@ -119,14 +119,15 @@ def publish_crawl(site: str, job: Path, parquet_path: Path, catalog: CatalogDB,
     rows, duplicates = unique_by_product(read_jsonl(job / ITEMS))
     write_parquet_atomic(raw_products_table(rows), parquet_path)
     loaded = catalog.replace_site_rows("raw_products", site, parquet_path)
-    rejections = list(read_jsonl(job / REJECTIONS))
-    catalog.append_rejections(site, run_id, rejections)
+    rejections, recovered = current_rejections(read_jsonl(job / REJECTIONS), rows)
+    catalog.replace_site_rejections(site, run_id, rejections)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": loaded,
         "dagster/column_schema": column_schema(),
         **crawl_metadata(rows, stats),
         "duplicates_dropped": duplicates,
         "rejections": len(rejections),
+        "failures_recovered_on_resume": recovered,
         "preview": dg.MetadataValue.md(preview_markdown(rows[:PREVIEW_ROWS])),
         "parquet_path": dg.MetadataValue.path(str(parquet_path)),
     })
@@ -165,6 +166,23 @@ def unique_by_product(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, An
         else:
             kept[row["product_id"]] = row
     return list(kept.values()), duplicates
+
+
+def current_rejections(rejections: Iterable[dict[str, Any]],
+                       rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The journal's rejections as they stand at the end: a resumed crawl may record
+    the same rejection twice, and a product page that failed before a crash may have
+    been collected after it (that old failure is dropped and counted as recovered)."""
+    collected = {row["product_id"] for row in rows}
+    unique: dict[tuple, dict[str, Any]] = {}
+    recovered = 0
+    for rejection in rejections:
+        if rejection["stage"] == "crawl" and rejection.get("product_id") in collected:
+            recovered += 1
+            continue
+        key = tuple(rejection.get(k) for k in ("product_id", "url", "image_url", "stage", "reason"))
+        unique.setdefault(key, rejection)
+    return list(unique.values()), recovered
 
 
 def crawl_metadata(rows: list[dict[str, Any]], stats: Mapping[str, Any]) -> dict[str, Any]:
