@@ -3,8 +3,9 @@
 Runs one spider in one Scrapy process over a large synthetic catalog and prints
 requests/s, items/s, CPU-seconds per 1000 items and peak RSS of the crawler
 process, for an API-only crawl and a full crawl with image downloads, each
-repeated (median reported). The shop runs in this process; the crawler is a
-child process, measured with os.wait4 so the shop's own cost is not counted.
+repeated (median reported). The shop and the crawler are separate child processes
+of this small driver; the crawler is measured with os.wait4, so the shop's cost is
+not counted (and a fork of a big parent cannot inflate the crawler's peak RSS).
 
     python benchmarks/crawl.py --products 20000 --runs 1
 Targets (issue #2): >= 150 requests/s in one process, peak RSS < 1 GiB.
@@ -16,18 +17,39 @@ import argparse
 import json
 import os
 import platform
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replay_shop.catalog import Catalog  # noqa: E402
-from replay_shop.server import running_shop  # noqa: E402
 from scrapers.runner import PROJECT_ROOT, crawl_command  # noqa: E402
+
+
+@contextmanager
+def replay_shop_process(products: int):
+    """`clipshoe replay-shop` on a free port, as its own process."""
+    command = [sys.executable, "-m", "clipshoe_pipeline.cli", "replay-shop", "--port", "0",
+               "--products-per-site", str(products)]
+    shop = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        line = shop.stdout.readline()
+        match = re.search(r"http://\S+", line)
+        if not match:
+            raise SystemExit(f"replay shop did not start: {line!r}")
+        url = match.group(0)
+        urllib.request.urlopen(f"{url}/_shop/ground_truth", timeout=600).read()  # generate the catalog first
+        yield url
+    finally:
+        shop.send_signal(signal.SIGINT)
+        shop.wait(timeout=30)
 
 
 def one_run(site: str, shop_url: str, images: bool) -> dict:
@@ -67,12 +89,10 @@ def main() -> None:
     parser.add_argument("--modes", default="api,full", help="api (no image downloads), full (with images)")
     args = parser.parse_args()
 
-    catalog = Catalog(seed=0, products_per_site=args.products, sites=(args.site,))
-    catalog.products(args.site)  # generate before timing
     rows = []
-    with running_shop(catalog) as shop:
+    with replay_shop_process(args.products) as shop_url:
         for mode in args.modes.split(","):
-            runs = [one_run(args.site, shop.url, images=(mode == "full")) for _ in range(args.runs)]
+            runs = [one_run(args.site, shop_url, images=(mode == "full")) for _ in range(args.runs)]
             median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             rows.append((mode, median))
             print(f"# {mode}: {len(runs)} run(s) done", file=sys.stderr)

@@ -218,3 +218,15 @@ def test_a_product_whose_images_all_failed_without_a_recorded_reason_is_flagged(
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["without_a_recorded_reason"].value == 1
     assert result.success  # a warning, not a blocking failure
+
+
+def test_rejections_are_deduplicated_and_recovered_failures_dropped():
+    from clipshoe_pipeline.defs.crawl.assets import current_rejections
+
+    failed_page = {"site": "tiki", "product_id": "1", "url": "https://tiki.vn/api/v2/products/1",
+                   "image_url": None, "stage": "crawl", "reason": "http_500"}
+    dropped = {"site": "tiki", "product_id": "7", "url": "https://tiki.vn/p7.html",
+               "image_url": None, "stage": "crawl", "reason": "missing_title"}
+    # Killed and resumed: product 7 was rejected twice; product 1 failed, then was collected.
+    rejections, recovered = current_rejections([failed_page, dropped, dict(dropped)], [item_row("1")])
+    assert rejections == [dropped] and recovered == 1

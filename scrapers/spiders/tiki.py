@@ -12,7 +12,7 @@ custom_settings. The listing stops at ~2000 results per query (`total: 2000`,
 `total_text: "10000+"`): large categories must be sharded, which is why the default
 categories include sub-categories (their ids come from an unverified list; a wrong
 id only yields an empty listing). A product seen in two categories is fetched once:
-its detail URL is the same, and Scrapy's dupefilter drops the repeat.
+`ShopSpider.wants_product` requests each product id once per crawl.
 Full-size images: detail `images[].base_url`; `cache/<size>/` variants are mapped
 back to it. Variant images (`configurable_products[].images`) are left out on
 purpose: they show other colours than the product's own attributes describe.
