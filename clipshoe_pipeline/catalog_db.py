@@ -99,6 +99,16 @@ class CatalogDB(dg.ConfigurableResource):
             (loaded,) = connection.execute(f"SELECT count(*) FROM {table} WHERE site = ?", [site]).fetchone()
         return loaded
 
+    def replace_table(self, table: str, parquet_path: Path) -> int:
+        """Make `table` exactly the rows of `parquet_path` (a derived table such as
+        curated_pairs, rebuilt whole each run), in one transaction. Returns the row count."""
+        _check_identifier(table)
+        with self._transaction() as connection:
+            connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet(?)",
+                               [str(parquet_path)])
+            (loaded,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return loaded
+
     def replace_site_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]],
                                 stages: Sequence[str] = CRAWL_STAGES) -> int:
         """Make `rows` (site, product_id, url, image_url, stage, reason) the site's

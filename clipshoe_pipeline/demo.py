@@ -39,6 +39,14 @@ FROM raw_products p GROUP BY p.site ORDER BY p.site
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+CURATED_SQL = """
+SELECT site, count(*) AS pairs, count(*) FILTER (WHERE split = 'train') AS train,
+       count(*) FILTER (WHERE split = 'test') AS test,
+       (SELECT count(*) FROM rejections r WHERE r.site = c.site AND r.stage = 'curate') AS rejected_in_curation
+FROM curated_pairs c GROUP BY site ORDER BY site
+"""
+
+
 def run_demo(*, seed: int, products_per_site: int, sites: list[str], faults: Faults) -> int:
     ensure_dagster_home()
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)  # Pipes internals, not ours
@@ -60,6 +68,14 @@ def run_demo(*, seed: int, products_per_site: int, sites: list[str], faults: Fau
             if not result.success:
                 failed.append(site)
         print(f"\nreplay shop served {shop.stats['requests']} requests, faults planted: {shop.stats['faults']}")
+        if not failed:
+            started = time.monotonic()
+            result = defs.resolve_job_def("curate_job").execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
+            status = "ok" if result.success else "FAILED"
+            print(f"curate         {status}  {time.monotonic() - started:5.1f} s  (run {result.run_id[:8]})")
+            if not result.success:
+                failed.append("curate")
     print_summary()
     if failed:
         print(f"\nfailed: {', '.join(failed)} — see the runs in the Dagster UI (make dev)")
@@ -72,7 +88,14 @@ def print_summary() -> None:
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(row[column]) for column in header) + " |")
-    print(f"\ncatalog: {data_paths().catalog_db} (tables raw_products, rejections)")
+    catalog = CatalogDB()
+    if catalog.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'curated_pairs'"):
+        curated = catalog.query(CURATED_SQL)
+        header = ("site", "pairs", "train", "test", "rejected_in_curation")
+        print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in curated:
+            print("| " + " | ".join(str(row[column]) for column in header) + " |")
+    print(f"\ncatalog: {data_paths().catalog_db} (tables raw_products, curated_pairs, rejections)")
 
 
 def run_dev(*, replay: bool, seed: int, products_per_site: int, port: int) -> int:

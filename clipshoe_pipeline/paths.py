@@ -63,6 +63,20 @@ class DataPaths:
         """The last crawl's Scrapy log; outside the job dir so it outlives a success."""
         return self.crawl_dir(site) / "crawl.log"
 
+    @property
+    def normalised_images(self) -> Path:
+        """Normalised JPEGs (curation), keyed by the original's sha256."""
+        return self.root / "normalised"
+
+    @property
+    def image_features_cache(self) -> Path:
+        """Per-image features keyed by content hash: unchanged images are never re-processed."""
+        return self.root / "cache" / "image_features.parquet"
+
+    @property
+    def curated_pairs_parquet(self) -> Path:
+        return self.root / "parquet" / "curated_pairs" / "curated_pairs.parquet"
+
     def raw_products_parquet(self, site: str) -> Path:
         return self.root / "parquet" / "raw_products" / f"site={site}" / "raw_products.parquet"
 

@@ -65,7 +65,10 @@ def test_definitions_load_with_the_crawl_job_partitioned_by_site():
     job = defs.resolve_job_def("crawl_job")
     assert job.partitions_def.get_partition_keys() == list(SITES)
     assert {"crawler", "catalog"} <= set(defs.resources)
-    assert len(defs.resolve_asset_graph().asset_check_keys) == 3
+    checks = defs.resolve_asset_graph().asset_check_keys
+    assert sorted(key.asset_key.to_user_string() for key in checks).count("raw_products") == 3
+    assert sorted(key.asset_key.to_user_string() for key in checks).count("curated_pairs") == 5
+    assert defs.resolve_job_def("curate_job").partitions_def is None
 
 
 def test_the_default_dagster_home_keeps_history_and_limits_one_run_per_site(tmp_path, monkeypatch):

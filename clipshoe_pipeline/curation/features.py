@@ -1,0 +1,205 @@
+"""One feature record per stored image, cached by content hash.
+
+`image_features` reads each image from the content-addressed store, normalises it
+(curation.images), writes the normalised JPEG to its own content-addressed store
+(`<normalised_dir>/<sha[:2]>/<sha>.jpg`, keyed by the ORIGINAL's sha256, written
+atomically and only if absent) and computes the hashes and colour signal that
+near-duplicate search uses (curation.hashing). Rejected images get a row too, with
+their reason, so nothing is silently lost.
+
+The cache is a Parquet file of these rows keyed by sha256: an image whose sha256 is
+already there is not read, decoded or hashed again, so a recrawl only pays for new
+pictures. The cache remembers the NormaliseConfig (and FEATURES_VERSION) it was
+computed with and is ignored when either differs, since rows from other settings
+would be wrong, not stale. Work is spread over a process pool in chunks (decoding
+is CPU-bound, and the GIL rules out threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from PIL import ImageStat
+
+from clipshoe_pipeline.curation.hashing import perceptual_hashes
+from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
+from clipshoe_pipeline.parquet_io import write_parquet_atomic
+
+# Bump when the computation changes without NormaliseConfig changing: old cache rows are then dropped.
+FEATURES_VERSION = 1
+STATUS_OK = "ok"
+STATUS_REJECTED = "rejected"
+# Not an image defect but a store one; never cached, so the image is retried once it is back.
+MISSING_FILE = "missing_file"
+
+FEATURES_SCHEMA = pa.schema([
+    pa.field("sha256", pa.string(), nullable=False),  # of the stored original
+    pa.field("status", pa.string(), nullable=False),  # ok | rejected
+    pa.field("reason", pa.string()),  # curation.images.Reason value or missing_file; null when ok
+    pa.field("width", pa.int64()),  # original, upright (EXIF applied); null if unreadable
+    pa.field("height", pa.int64()),
+    pa.field("bytes", pa.int64()),
+    pa.field("format", pa.string()),  # JPEG, PNG, GIF, WEBP, ...
+    pa.field("norm_path", pa.string()),  # relative to the normalised store; null when rejected
+    pa.field("norm_width", pa.int64()),
+    pa.field("norm_height", pa.int64()),
+    pa.field("phash", pa.int64()),  # curation.hashing bit layout, two's complement
+    pa.field("dhash", pa.int64()),
+    # Mean colour of the normalised image, 0-255. int16, not uint8, so that
+    # differences taken in numpy do not wrap around.
+    pa.field("mean_r", pa.int16()),
+    pa.field("mean_g", pa.int16()),
+    pa.field("mean_b", pa.int16()),
+])
+_CONFIG_KEY = b"clipshoe.features_config"
+_COMPUTED_KEY = b"clipshoe.computed"
+_CACHED_KEY = b"clipshoe.cached"
+_TASKS_PER_WORKER = 8  # chunks per worker: big enough to amortise pickling, small enough to balance load
+
+
+def normalised_relpath(sha256: str) -> str:
+    """Where an image's normalised JPEG lives, relative to the normalised store."""
+    return f"{sha256[:2]}/{sha256}.jpg"
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (2 on the reference machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def image_features(store_dir: Path, normalised_dir: Path, sha256_path_pairs: Iterable[tuple[str, str]],
+                   config: NormaliseConfig, cache_path: Path, workers: int | None = None) -> pa.Table:
+    """A FEATURES_SCHEMA row per distinct sha256 in `sha256_path_pairs` ((sha256, path
+    relative to `store_dir`)), sorted by sha256. Rows come from the cache when
+    present; the rest are computed (by `workers` processes, default: one per CPU) and
+    added to the cache. `run_counts(table)` says how many of each."""
+    wanted = dict(sha256_path_pairs)  # one stored path per picture: identical bytes, any will do
+    cache = _read_cache(Path(cache_path), config)
+    hits = _cached_rows(cache, wanted, Path(normalised_dir))
+    hit_set = set(hits.column("sha256").to_pylist())
+    todo = [(sha, path) for sha, path in wanted.items() if sha not in hit_set]
+    computed = pa.Table.from_pylist(
+        _compute_all(todo, Path(store_dir), Path(normalised_dir), config, workers or default_workers()),
+        schema=FEATURES_SCHEMA)
+    if todo:
+        _write_cache(cache, computed, Path(cache_path), config)
+    table = pa.concat_tables([hits, computed]).sort_by("sha256")
+    return table.replace_schema_metadata({_COMPUTED_KEY: str(len(todo)), _CACHED_KEY: str(len(hits))})
+
+
+def run_counts(table: pa.Table) -> dict[str, int]:
+    """{"computed": n, "cached": m} of the image_features call that returned `table`."""
+    metadata = table.schema.metadata or {}
+    return {"computed": int(metadata.get(_COMPUTED_KEY, 0)), "cached": int(metadata.get(_CACHED_KEY, 0))}
+
+
+# -- per image (runs in the pool's workers) -----------------------------------------
+
+
+def image_record(sha256: str, path: Path, normalised_dir: Path, config: NormaliseConfig) -> dict[str, Any]:
+    """The FEATURES_SCHEMA row of one stored image; writes its normalised JPEG."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {"sha256": sha256, "status": STATUS_REJECTED, "reason": MISSING_FILE}
+    result = normalise(data, config)
+    original = {"sha256": sha256, "width": result.width, "height": result.height, "bytes": result.bytes,
+                "format": result.format}
+    if isinstance(result, Rejected):
+        return original | {"status": STATUS_REJECTED, "reason": str(result.reason)}
+    norm_path = normalised_relpath(sha256)
+    _write_once(normalised_dir / norm_path, result.jpeg)
+    phash, dhash = perceptual_hashes(result.image)
+    mean_r, mean_g, mean_b = (round(channel) for channel in ImageStat.Stat(result.image).mean)
+    return original | {"status": STATUS_OK, "reason": None, "norm_path": norm_path,
+                       "norm_width": result.image.width, "norm_height": result.image.height,
+                       "phash": phash, "dhash": dhash, "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
+
+
+def _record_job(job: tuple[str, str], store_dir: Path, normalised_dir: Path,
+                config: NormaliseConfig) -> dict[str, Any]:
+    sha256, relpath = job
+    return image_record(sha256, store_dir / relpath, normalised_dir, config)
+
+
+def _compute_all(jobs: list[tuple[str, str]], store_dir: Path, normalised_dir: Path, config: NormaliseConfig,
+                 workers: int) -> list[dict[str, Any]]:
+    record = partial(_record_job, store_dir=store_dir, normalised_dir=normalised_dir, config=config)
+    if workers <= 1 or len(jobs) <= 1:
+        return [record(job) for job in jobs]
+    chunksize = max(1, math.ceil(len(jobs) / (workers * _TASKS_PER_WORKER)))
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_pool_context()) as pool:
+        return list(pool.map(record, jobs, chunksize=chunksize))
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver, not fork: the caller (a Dagster run) has threads, and forking a
+    # threaded process can deadlock the child on a lock some thread held. The server
+    # imports the main module (Python's default) and this one once, if it is not
+    # running yet, so workers fork with them loaded instead of each importing
+    # numpy, scipy and Pillow on start-up.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Content-addressed: present means complete (written whole, then renamed)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            sink.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- cache ----------------------------------------------------------------------------
+
+
+def _config_key(config: NormaliseConfig) -> bytes:
+    return json.dumps({"version": FEATURES_VERSION, **dataclasses.asdict(config)}, sort_keys=True).encode()
+
+
+def _read_cache(cache_path: Path, config: NormaliseConfig) -> pa.Table:
+    """The cached rows, or none if the file is absent or from other settings."""
+    empty = FEATURES_SCHEMA.empty_table()
+    if not cache_path.exists():
+        return empty
+    cache = pq.read_table(cache_path)
+    if (cache.schema.metadata or {}).get(_CONFIG_KEY) != _config_key(config):
+        return empty
+    cache = cache.replace_schema_metadata(None)
+    return cache if cache.schema.equals(FEATURES_SCHEMA) else empty
+
+
+def _cached_rows(cache: pa.Table, wanted: dict[str, str], normalised_dir: Path) -> pa.Table:
+    """Cached rows for wanted images, except kept images whose normalised JPEG has
+    gone (those are recomputed, so every returned norm_path exists)."""
+    hits = cache.filter(pc.is_in(cache.column("sha256"), value_set=pa.array(list(wanted), pa.string())))
+    present = [path is None or (normalised_dir / path).exists() for path in hits.column("norm_path").to_pylist()]
+    return hits.filter(pa.array(present, pa.bool_()))
+
+
+def _write_cache(cache: pa.Table, computed: pa.Table, cache_path: Path, config: NormaliseConfig) -> None:
+    cacheable = computed.filter(pc.not_equal(pc.fill_null(computed.column("reason"), ""), MISSING_FILE))
+    kept = cache.filter(pc.invert(pc.is_in(cache.column("sha256"), value_set=cacheable.column("sha256"))))
+    merged = pa.concat_tables([kept, cacheable]).sort_by("sha256")
+    write_parquet_atomic(merged.replace_schema_metadata({_CONFIG_KEY: _config_key(config)}), cache_path)

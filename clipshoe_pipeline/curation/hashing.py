@@ -1,0 +1,103 @@
+"""Perceptual hashes as 64-bit integers, bit-for-bit equal to `imagehash`.
+
+`imagehash` returns Python objects around numpy bool arrays: fine for a few images,
+wrong for a Parquet column or a million-row index. Here the same two algorithms
+return plain ints, computed from an image already decoded by curation.images:
+
+- pHash (`imagehash.phash`): grayscale, Lanczos resize to 32x32, 2-D DCT-II, the
+  top-left 8x8 coefficients, each bit = coefficient > their median.
+- dHash (`imagehash.dhash`): grayscale, Lanczos resize to 9x8, each bit = pixel >
+  its left neighbour (8 per row).
+
+Bit layout: the 8x8 bit matrix in row-major order, cell (0, 0) in the most
+significant bit, cell (7, 7) in the least; i.e. `int(str(imagehash_hash), 16)` is
+the unsigned value. It is stored as the two's-complement signed int64 of that value
+(`as_int64`), because Parquet and DuckDB have no unsigned 64-bit type everywhere; XOR
+and popcount do not care about the sign, so Hamming distances are unaffected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+from PIL import Image
+
+HASH_BITS = 64
+_HASH_SIDE = 8
+_PHASH_SIDE = _HASH_SIDE * 4  # imagehash's highfreq_factor=4
+_UINT64_MASK = (1 << HASH_BITS) - 1
+_LANCZOS = Image.Resampling.LANCZOS  # what imagehash calls ANTIALIAS
+
+
+def phash(image: Image.Image) -> int:
+    """imagehash.phash(image) as a signed int64."""
+    return _phash_of_grey(image.convert("L"))
+
+
+def dhash(image: Image.Image) -> int:
+    """imagehash.dhash(image) as a signed int64."""
+    return _dhash_of_grey(image.convert("L"))
+
+
+def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
+    """(phash, dhash) of `image`, converting it to grayscale once."""
+    grey = image.convert("L")
+    return _phash_of_grey(grey), _dhash_of_grey(grey)
+
+
+def _phash_of_grey(grey: Image.Image) -> int:
+    pixels = np.asarray(grey.resize((_PHASH_SIDE, _PHASH_SIDE), _LANCZOS))
+    # scipy.fft.dct gives the same floats as imagehash's scipy.fftpack.dct (both pocketfft).
+    dct = scipy.fft.dct(scipy.fft.dct(pixels, axis=0), axis=1)
+    low = dct[:_HASH_SIDE, :_HASH_SIDE]
+    return bits_to_int64(low > np.median(low))
+
+
+def _dhash_of_grey(grey: Image.Image) -> int:
+    pixels = np.asarray(grey.resize((_HASH_SIDE + 1, _HASH_SIDE), _LANCZOS))
+    return bits_to_int64(pixels[:, 1:] > pixels[:, :-1])
+
+
+def bits_to_int64(bits: np.ndarray) -> int:
+    """64 booleans, row-major with the first in the most significant bit, as a signed int64."""
+    bits = np.asarray(bits, dtype=bool).ravel()
+    if bits.size != HASH_BITS:
+        raise ValueError(f"expected {HASH_BITS} bits, got {bits.size}")
+    return int(np.packbits(bits).view(">i8")[0])
+
+
+def as_int64(value: int) -> int:
+    """An unsigned 64-bit hash (e.g. `int(str(imagehash_hash), 16)`) as the stored int64."""
+    value &= _UINT64_MASK
+    return value - (1 << HASH_BITS) if value >> (HASH_BITS - 1) else value
+
+
+def as_uint64(value: int) -> int:
+    """A stored int64 hash as its unsigned value (the imagehash hex string's integer)."""
+    return value & _UINT64_MASK
+
+
+def hamming(a: int, b: int) -> int:
+    """Differing bits between two hashes, signed or unsigned."""
+    return ((a ^ b) & _UINT64_MASK).bit_count()
+
+
+def popcount(values: np.ndarray | int) -> np.ndarray:
+    """Set bits per element of an int64 or uint64 array (uint8 counts)."""
+    return np.bitwise_count(_as_uint64_array(values))
+
+
+def hamming_distances(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    """Element-wise (broadcast) Hamming distances between hash arrays or single hashes."""
+    return np.bitwise_count(_as_uint64_array(a) ^ _as_uint64_array(b))
+
+
+def _as_uint64_array(values: np.ndarray | int) -> np.ndarray:
+    # Reinterpret, never convert: np.bitwise_count counts the bits of the absolute
+    # value, which is wrong for negative two's-complement int64 hashes.
+    if isinstance(values, int):
+        return np.array(as_uint64(values), dtype=np.uint64)
+    values = np.asarray(values)
+    if values.dtype not in (np.int64, np.uint64):
+        raise TypeError(f"expected int64 or uint64 hashes, got {values.dtype}")
+    return values.view(np.uint64)

@@ -1,0 +1,1 @@
+"""The curation domain: raw_products -> curated_pairs (the image-text dataset)."""

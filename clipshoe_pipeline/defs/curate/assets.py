@@ -1,0 +1,133 @@
+"""The curation layer's asset: the image-text dataset every later asset trusts.
+
+One unpartitioned asset downstream of every site partition of raw_products, because
+near-duplicates must be found across all sites and crawls. Per-image work (decode,
+normalise, hash) is cached by content hash, so a recrawl only pays for new pictures;
+clustering, captions and the split are recomputed over the whole catalog each run
+(seconds even at a million images).
+"""
+
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.curation.assemble import (
+    CURATED_PAIRS_SCHEMA,
+    STAGE,
+    CurationConfig,
+    curate,
+    rejection_counts,
+)
+from clipshoe_pipeline.curation.clusters import DedupConfig
+from clipshoe_pipeline.curation.features import image_features, run_counts
+from clipshoe_pipeline.curation.images import NormaliseConfig
+from clipshoe_pipeline.curation.text import CaptionConfig, as_list
+from clipshoe_pipeline.defs.crawl.assets import raw_products
+from clipshoe_pipeline.parquet_io import write_parquet_atomic
+from clipshoe_pipeline.paths import data_paths
+from scrapers.items import SITES
+
+EXAMPLE_CLUSTERS = 5
+
+_DEDUP = DedupConfig()
+
+
+class CurateConfig(dg.Config):
+    """Curation knobs (the Launchpad's run config); defaults are the measured ones."""
+
+    phash_radius: int = _DEDUP.phash_radius  # see benchmarks/dedup_quality.py for the choice
+    dhash_radius: int = _DEDUP.dhash_radius
+    colour_distance: float = _DEDUP.colour_distance
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    caption_max_chars: int = CaptionConfig().max_chars
+    short_side: int = NormaliseConfig().short_side
+    workers: int | None = None  # image decoding processes; None: one per CPU
+
+    def curation(self) -> CurationConfig:
+        return CurationConfig(
+            dedup=DedupConfig(phash_radius=self.phash_radius, dhash_radius=self.dhash_radius,
+                              colour_distance=self.colour_distance),
+            caption=CaptionConfig(max_chars=self.caption_max_chars),
+            test_fraction=self.test_fraction, split_seed=self.split_seed)
+
+
+@dg.asset(
+    deps=[dg.AssetDep(raw_products, partition_mapping=dg.AllPartitionMapping())],
+    kinds={"python", "parquet", "duckdb"},
+    group_name="curate",
+)
+def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catalog: CatalogDB) -> dg.MaterializeResult:
+    """The dataset: one (normalised image, caption) pair per distinct picture of a shoe,
+    with its near-duplicate cluster and a train/test split that no product and no
+    near-duplicate crosses. Without it the model would learn from socks and promo
+    spam, see the same photo many times, and be tested on pictures it trained on.
+    Written to Parquet (source of truth) and the DuckDB tables `curated_pairs` and
+    `rejections` (stage `curate`)."""
+    paths = data_paths()
+    sources = [paths.raw_products_parquet(site) for site in SITES if paths.raw_products_parquet(site).exists()]
+    if not sources:
+        raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
+    products = [row for source in sources for row in pq.read_table(source).to_pylist()]
+    stored = {(image["sha256"], image["path"]) for product in products for image in as_list(product["images"])
+              if image["status"] == "ok"}
+    features = image_features(paths.images, paths.normalised_images, sorted(stored),
+                              NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
+                              workers=config.workers)
+    counts = run_counts(features)
+    context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
+
+    curated = curate(products, features, paths.normalised_images.relative_to(paths.root).as_posix(),
+                     config.curation())
+    write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
+    loaded = catalog.replace_table("curated_pairs", paths.curated_pairs_parquet)
+    by_site = {site: [r for r in curated.rejections if r["site"] == site] for site in SITES}
+    for site in SITES:
+        catalog.replace_site_rejections(site, context.run.run_id, by_site[site], stages=(STAGE,))
+
+    splits = Counter(curated.pairs.column("split").to_pylist())
+    sizes = Counter(curated.pairs.column("cluster_size").to_pylist())
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": loaded,
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable))
+            for f in CURATED_PAIRS_SCHEMA]),
+        "products_in": curated.products_in,
+        "images_in": curated.images_in,
+        "pairs_out": loaded,
+        "train_pairs": splits.get("train", 0),
+        "test_pairs": splits.get("test", 0),
+        "test_fraction": round(curated.test_fraction, 4),
+        "images_computed": counts["computed"],
+        "images_cached": counts["cached"],
+        "rejections": len(curated.rejections),
+        "rejections_by_reason": dg.MetadataValue.md(_counts_table("reason", rejection_counts(curated.rejections))),
+        "cluster_sizes": dg.MetadataValue.md(_counts_table("pictures in cluster", sizes)),
+        "merged_cluster_examples": dg.MetadataValue.md(_examples(curated.clusters, paths.root)),
+        "parquet_path": dg.MetadataValue.path(str(paths.curated_pairs_parquet)),
+    })
+
+
+def _counts_table(label: str, counts: Counter) -> str:
+    rows = [f"| {label} | count |", "|---|---|"]
+    rows += [f"| {key} | {value} |" for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    return "\n".join(rows)
+
+
+def _examples(clusters: dict[int, list[str]], root: Path) -> str:
+    if not clusters:
+        return "(no near-duplicates merged)"
+    biggest = sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:EXAMPLE_CLUSTERS]
+    rows = ["| cluster | kept | merged into it |", "|---|---|---|"]
+    for cluster_id, paths in biggest:
+        rows.append(f"| {cluster_id} | `{root / paths[0]}` | " + "<br>".join(f"`{root / p}`" for p in paths[1:]) + " |")
+    return "\n".join(rows)
+
+
+curate_job = dg.define_asset_job(
+    "curate_job", selection=[curated_pairs],
+    description="Build the image-text dataset from every site's raw_products.",
+)

@@ -1,0 +1,79 @@
+"""Checks on `curated_pairs`, run after every curation. The first four block the
+assets downstream (a leaky split or a broken row would corrupt training or its
+metrics); the reject rate only warns, because a shop can legitimately list junk."""
+
+import dagster as dg
+import numpy as np
+from PIL import Image
+
+from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.curation.assemble import STAGE
+from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_pairs
+from clipshoe_pipeline.defs.curate.assets import curated_pairs
+from clipshoe_pipeline.paths import data_paths
+
+SAMPLE = 5
+MAX_REJECT_RATE = 0.5  # per site, curate-stage rejections over products + images in
+
+
+@dg.asset_check(asset=curated_pairs, blocking=True)
+def curated_pairs_no_cross_split_duplicates(catalog: CatalogDB) -> dg.AssetCheckResult:
+    """No near-duplicate pair of images sits on both sides of the split: searched
+    again from the stored hashes, independently of the clustering that built it."""
+    rows = catalog.query("SELECT pair_id, split, phash, dhash, mean_rgb FROM curated_pairs ORDER BY pair_id")
+    if not rows:
+        return dg.AssetCheckResult(passed=True, metadata={"pairs": 0})
+    phash = np.array([r["phash"] for r in rows], dtype=np.int64)
+    dhash = np.array([r["dhash"] for r in rows], dtype=np.int64)
+    colour = np.array([r["mean_rgb"] for r in rows], dtype=np.int16).reshape(len(rows), 3)
+    pairs = duplicate_pairs(phash, dhash, colour, DedupConfig())
+    crossing = [(rows[i]["pair_id"], rows[j]["pair_id"]) for i, j in pairs if rows[i]["split"] != rows[j]["split"]]
+    return dg.AssetCheckResult(passed=not crossing, metadata={
+        "near_duplicate_pairs": len(pairs), "crossing_split": len(crossing),
+        "sample": dg.MetadataValue.json(crossing[:SAMPLE])})
+
+
+@dg.asset_check(asset=curated_pairs, blocking=True)
+def curated_pairs_unique_ids(catalog: CatalogDB) -> dg.AssetCheckResult:
+    """pair_id is unique: training and evaluation join on it."""
+    repeated = catalog.query("SELECT pair_id, count(*) AS n FROM curated_pairs GROUP BY 1 HAVING n > 1")
+    return dg.AssetCheckResult(passed=not repeated, metadata={"repeated_ids": len(repeated)})
+
+
+@dg.asset_check(asset=curated_pairs, blocking=True)
+def curated_pairs_captions_non_empty(catalog: CatalogDB) -> dg.AssetCheckResult:
+    """Every pair has a caption: a pair without text teaches the model nothing."""
+    (row,) = catalog.query("SELECT count(*) AS n FROM curated_pairs WHERE coalesce(trim(caption), '') = ''")
+    return dg.AssetCheckResult(passed=row["n"] == 0, metadata={"empty_captions": row["n"]})
+
+
+@dg.asset_check(asset=curated_pairs, blocking=True)
+def curated_pairs_images_decode(catalog: CatalogDB) -> dg.AssetCheckResult:
+    """Every image_path exists and decodes: the trainer must never meet a broken file."""
+    root = data_paths().root
+    broken = []
+    rows = catalog.query("SELECT pair_id, image_path FROM curated_pairs")
+    for row in rows:
+        try:
+            with Image.open(root / row["image_path"]) as image:
+                image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            broken.append({"pair_id": row["pair_id"], "image_path": row["image_path"], "error": str(exc)})
+    return dg.AssetCheckResult(passed=not broken, metadata={
+        "checked": len(rows), "broken": len(broken), "sample": dg.MetadataValue.json(broken[:SAMPLE])})
+
+
+@dg.asset_check(asset=curated_pairs)
+def curated_pairs_reject_rate(catalog: CatalogDB) -> dg.AssetCheckResult:
+    """Per site, the share of curate-stage rejections stays under a bound: a jump
+    means a shop changed its pages or a rule misfires."""
+    rates = catalog.query(f"""
+        WITH rejected AS (SELECT site, count(*) AS n FROM rejections WHERE stage = '{STAGE}' GROUP BY site),
+             offered AS (SELECT site, count(*) + sum(len(list_filter(images, lambda i: i.status = 'ok'))) AS n
+                         FROM raw_products GROUP BY site)
+        SELECT o.site, coalesce(r.n, 0) AS rejected, o.n AS offered,
+               round(coalesce(r.n, 0) / o.n, 4) AS rate
+        FROM offered o LEFT JOIN rejected r USING (site) ORDER BY o.site""")
+    high = [r for r in rates if r["rate"] > MAX_REJECT_RATE]
+    return dg.AssetCheckResult(passed=not high, severity=dg.AssetCheckSeverity.WARN, metadata={
+        "max_rate": MAX_REJECT_RATE, "rates": dg.MetadataValue.json(rates)})

@@ -1,0 +1,116 @@
+"""Near-duplicate search (multi-index hashing against the all-pairs baseline),
+union-find clusters, the combined duplicate decision and its quality on the replay shop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks.dedup_quality import planted_images, score, transform_recall
+from clipshoe_pipeline.curation.clusters import (DedupConfig, connected_components, duplicate_clusters,
+                                                 duplicate_pairs)
+from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs
+
+
+def planted_codes(n: int, seed: int) -> np.ndarray:
+    """Random codes, a third of them overwritten by copies of others with 0-6 bits flipped."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    for _ in range(n // 3):
+        copy = codes[rng.integers(n)]
+        for bit in rng.choice(64, size=rng.integers(0, 7), replace=False):
+            copy ^= np.uint64(1) << np.uint64(bit)
+        codes[rng.integers(n)] = copy
+    return codes
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 501, 2049])
+@pytest.mark.parametrize("radius", [0, 1, 3, 8, 12])
+def test_near_pairs_equal_exhaustive(n, radius):
+    codes = planted_codes(n, seed=n + radius)
+    expected = exhaustive_pairs(codes, radius)
+    assert np.array_equal(near_pairs(codes, radius), expected)
+    # Tiny chunks and other table counts take the same answer through other paths.
+    for tables in {3, 4, radius + 1}:
+        assert np.array_equal(near_pairs(codes, radius, tables=tables, chunk_pairs=64), expected)
+
+
+def test_pairs_are_ordered_unique_and_int64():
+    codes = np.array([5, 5, 5, 4], dtype=np.uint64)
+    pairs = near_pairs(codes, 1)
+    assert pairs.dtype == np.int64
+    assert pairs.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+
+
+def test_signed_codes_are_read_bit_for_bit():
+    codes = planted_codes(300, seed=3)
+    assert np.array_equal(near_pairs(codes.view(np.int64), 6), near_pairs(codes, 6))
+    assert len(near_pairs(np.array([-1, 2**63 - 1], dtype=np.int64), 1)) == 1  # they differ in the top bit only
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError):
+        near_pairs(np.zeros(3, dtype=np.uint64), 64)
+    with pytest.raises(ValueError):
+        near_pairs(np.zeros(3, dtype=np.float64), 2)
+    with pytest.raises(ValueError):
+        near_pairs(np.zeros(3, dtype=np.uint64), 40, tables=1)  # hopeless probe count
+
+
+def test_components_label_by_smallest_member():
+    pairs = np.array([[3, 4], [4, 5], [5, 9], [1, 7], [7, 2]])
+    assert connected_components(pairs, 10).tolist() == [0, 1, 1, 3, 3, 3, 6, 1, 8, 3]
+    assert connected_components(np.empty((0, 2)), 3).tolist() == [0, 1, 2]
+
+
+def test_long_chains_in_any_order_become_one_component():
+    n = 10_000
+    order = np.random.default_rng(0).permutation(n)
+    for pairs in (np.column_stack([order[:-1], order[1:]]), np.column_stack([np.arange(1, n), np.arange(n - 1)])):
+        assert (connected_components(pairs, n) == 0).all()
+
+
+def test_component_indices_must_exist():
+    with pytest.raises(ValueError):
+        connected_components(np.array([[0, 3]]), 3)
+
+
+def test_duplicates_need_every_signal_close():
+    base = 0b1111_0000
+    phash = np.array([base, base ^ 0b1, base ^ 0b11, base ^ (0xFF << 40), base], dtype=np.uint64)
+    dhash = np.array([7, 7, 7, 7, 7 ^ 0xFFFF], dtype=np.uint64)
+    colour = np.array([[200, 30, 30], [202, 31, 29], [40, 40, 200], [200, 30, 30], [200, 30, 30]])
+    config = DedupConfig(phash_radius=2, dhash_radius=4, colour_distance=5)
+    # 0-1: all close. 0-2, 1-2: another colour (a colour variant). 3: pHash far. 4: dHash far.
+    assert duplicate_pairs(phash, dhash, colour, config).tolist() == [[0, 1]]
+    assert duplicate_clusters(phash, dhash, colour, config).tolist() == [0, 0, 2, 3, 4]
+    without_colour = DedupConfig(phash_radius=2, dhash_radius=4, colour_distance=None)
+    assert duplicate_pairs(phash, dhash, None, without_colour).tolist() == [[0, 1], [0, 2], [1, 2]]
+
+
+def test_colour_must_be_given_when_checked():
+    codes = np.zeros(2, dtype=np.uint64)
+    with pytest.raises(ValueError):
+        duplicate_pairs(codes, codes, None, DedupConfig(colour_distance=3))
+
+
+@pytest.fixture(scope="module")
+def small_catalog():
+    return planted_images(seed=0, products_per_site=40)
+
+
+def test_uncropped_copies_are_found(small_catalog):
+    truth = small_catalog.truth()
+    found = duplicate_pairs(small_catalog.phash, small_catalog.dhash, small_catalog.colour,
+                            DedupConfig(phash_radius=8, dhash_radius=8, colour_distance=4))
+    uncropped = {pair for pair in truth if "crop" not in small_catalog.transform[list(pair)]}
+    assert score(found, uncropped).recall >= 0.95
+    assert transform_recall(small_catalog, found, truth)["watermark"][1] > 0
+
+
+@pytest.mark.xfail(strict=True, reason="the replay shop's pictures of different products collide in pHash "
+                                       "and crops move pHash more than pose jitter: see benchmarks/dedup_quality.py")
+def test_default_meets_lower_quality_bars(small_catalog):
+    found = duplicate_pairs(small_catalog.phash, small_catalog.dhash, small_catalog.colour)
+    result = score(found, small_catalog.truth())
+    assert result.precision >= 0.9 and result.recall >= 0.85
