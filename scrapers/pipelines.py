@@ -7,8 +7,6 @@ import dataclasses
 import hashlib
 import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from scrapy.http import Response
 from scrapy.pipelines.files import FilesPipeline
 
 from scrapers.blocks import detect_block
+from scrapers.files import write_once
 from scrapers.items import InvalidItem, ProductItem, validate
 from scrapers.journal import Journal
 from scrapers.middlewares import MEDIA_META, failure_reason
@@ -131,7 +130,7 @@ class ContentAddressedImagesPipeline(FilesPipeline):
             return _failed(url, "too_small")
         digest = hashlib.sha256(body).hexdigest()
         relative = f"{digest[:2]}/{digest}.{_EXTENSIONS.get(fmt, 'bin')}"
-        _write_once(self.store_dir / relative, body)
+        write_once(self.store_dir / relative, body)
         return {"url": url, "status": "ok", "path": relative, "sha256": digest, "bytes": len(body),
                 "width": width, "height": height, "format": fmt, "reason": None}
 
@@ -170,21 +169,6 @@ def _cut_short(fmt: str, body: bytes) -> bool:
     if fmt == "PNG":
         return b"IEND" not in tail
     return False
-
-
-def _write_once(path: Path, body: bytes) -> None:
-    """Atomic write (temp file + rename); an existing file is the same content."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class JournalPipeline:

@@ -14,7 +14,7 @@ from replay_shop.catalog import Catalog
 from replay_shop.model import Faults
 from replay_shop.server import running_shop
 from scrapers.items import SITES
-from tests.crawl_harness import collect, crawl, crawl_popen, listed_ids
+from tests.crawl_harness import crawl, crawl_popen, listed_ids
 
 pytestmark = pytest.mark.slow
 

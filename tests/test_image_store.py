@@ -41,7 +41,7 @@ def test_good_image_is_stored_by_content_hash(pipeline, tmp_path):
     assert second["path"] == first["path"]
     assert (tmp_path / "images" / first["path"]).read_bytes() == body
     assert len(list((tmp_path / "images").rglob("*.jpg"))) == 1
-    assert not list((tmp_path / "images").rglob(".tmp-*"))
+    assert not list((tmp_path / "images").rglob("*.tmp"))
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ import json
 import math
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -37,6 +36,7 @@ from PIL import ImageStat
 from clipshoe_pipeline.curation.hashing import perceptual_hashes
 from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
+from scrapers.files import write_once
 
 # Bump when the computation changes without NormaliseConfig changing: old cache rows are then dropped.
 FEATURES_VERSION = 1
@@ -121,7 +121,7 @@ def image_record(sha256: str, path: Path, normalised_dir: Path, config: Normalis
     if isinstance(result, Rejected):
         return original | {"status": STATUS_REJECTED, "reason": str(result.reason)}
     norm_path = normalised_relpath(sha256)
-    _write_once(normalised_dir / norm_path, result.jpeg)
+    write_once(normalised_dir / norm_path, result.jpeg)
     phash, dhash = perceptual_hashes(result.image)
     mean_r, mean_g, mean_b = (round(channel) for channel in ImageStat.Stat(result.image).mean)
     return original | {"status": STATUS_OK, "reason": None, "norm_path": norm_path,
@@ -154,21 +154,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", __name__])
     return context
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    """Content-addressed: present means complete (written whole, then renamed)."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            sink.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -- cache ----------------------------------------------------------------------------
