@@ -26,7 +26,7 @@ from PIL import ImageStat
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_pairs  # noqa: E402
-from clipshoe_pipeline.curation.hashing import perceptual_hashes  # noqa: E402
+from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes  # noqa: E402
 from clipshoe_pipeline.curation.images import Normalised, normalise  # noqa: E402
 from replay_shop.catalog import Catalog  # noqa: E402
 
@@ -37,6 +37,8 @@ class PlantedImages:
 
     phash: np.ndarray
     dhash: np.ndarray
+    window_phash: np.ndarray  # (n, windows): curation.hashing.window_hashes
+    window_dhash: np.ndarray
     colour: np.ndarray  # (n, 3) mean RGB of the normalised image
     picture: np.ndarray  # ShopImage.picture_id
     transform: np.ndarray
@@ -49,6 +51,10 @@ class PlantedImages:
         for index, picture in enumerate(self.picture):
             groups.setdefault(picture, []).append(index)
         return {pair for members in groups.values() for pair in itertools.combinations(members, 2)}
+
+    def pairs(self, config: DedupConfig = DedupConfig()) -> np.ndarray:
+        """The pairs curation would call duplicates under `config`."""
+        return duplicate_pairs(self.phash, self.dhash, self.colour, config, self.window_phash, self.window_dhash)
 
 
 @dataclass
@@ -75,9 +81,12 @@ def planted_images(seed: int, products_per_site: int) -> PlantedImages:
                 phash, dhash = perceptual_hashes(normalised.image)
                 colour = [round(c) for c in ImageStat.Stat(normalised.image).mean]
                 rows.append((phash, dhash, colour, image.picture_id, image.transform,
-                             hashlib.sha256(data).hexdigest(), product.variant_group or ""))
+                             hashlib.sha256(data).hexdigest(), product.variant_group or "",
+                             *window_hashes(normalised.image)))
     columns = list(zip(*rows))
     return PlantedImages(phash=np.array(columns[0], dtype=np.int64), dhash=np.array(columns[1], dtype=np.int64),
+                         window_phash=np.array(columns[7], dtype=np.int64),
+                         window_dhash=np.array(columns[8], dtype=np.int64),
                          colour=np.array(columns[2], dtype=np.int16), picture=np.array(columns[3]),
                          transform=np.array(columns[4]), sha256=np.array(columns[5]),
                          variant_group=np.array(columns[6]))
@@ -123,20 +132,26 @@ def main() -> None:
     print(f"{len(images.phash)} images, {len(set(images.picture))} distinct pictures, {len(truth)} planted "
           f"duplicate pairs ({identical} byte-identical), {len(np.unique(images.phash))} distinct pHashes\n")
 
-    print("| pHash r | dHash r | colour | found pairs | precision | recall | crop recall | colour-variant merges |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    settings = itertools.product((0, 4, 8, 12, 16, 20), (4, 8, 16, 63), (3, 4, 8, None))
-    for phash_radius, dhash_radius, colour in settings:
-        config = DedupConfig(phash_radius=phash_radius, dhash_radius=dhash_radius, colour_distance=colour)
-        found = duplicate_pairs(images.phash, images.dhash, images.colour, config)
+    print("| pHash r | dHash r | colour | crop pHash r | crop dHash r | found pairs | precision | recall "
+          "| crop recall | colour-variant merges |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    # Crop windows quadruple the index: a short sweep around the measured optimum.
+    settings = itertools.chain(
+        itertools.product((4, 8, 12), (4, 8, 16), (3, 8, None), (None,), (8,)),
+        itertools.product((4,), (8,), (3, 6), (4, 5, 6), (4, 5, 6)))
+    for phash_radius, dhash_radius, colour, crop_phash, crop_dhash in settings:
+        config = DedupConfig(phash_radius=phash_radius, dhash_radius=dhash_radius, colour_distance=colour,
+                             crop_phash_radius=crop_phash, crop_dhash_radius=crop_dhash)
+        found = images.pairs(config)
         result = score(found, truth)
         crop_hit, crop_total = transform_recall(images, found, truth)["crop"]
-        print(f"| {phash_radius} | {dhash_radius} | {colour if colour is not None else '-'} | {len(found)} | "
-              f"{result.precision:.3f} | {result.recall:.3f} | {crop_hit / crop_total:.3f} | "
+        print(f"| {phash_radius} | {dhash_radius} | {colour if colour is not None else '-'} | "
+              f"{crop_phash if crop_phash is not None else '-'} | {crop_dhash if crop_phash is not None else '-'} | "
+              f"{len(found)} | {result.precision:.3f} | {result.recall:.3f} | {crop_hit / crop_total:.3f} | "
               f"{colour_variant_merges(images, found)} |")
 
     default = DedupConfig()
-    found = duplicate_pairs(images.phash, images.dhash, images.colour, default)
+    found = images.pairs(default)
     result = score(found, truth)
     print(f"\nDefault {default}: precision {result.precision:.3f}, recall {result.recall:.3f} "
           f"({result.true_pairs} found, {result.false_pairs} false, {result.missed_pairs} missed)\n")

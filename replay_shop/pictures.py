@@ -2,7 +2,11 @@
 
 A picture is a side view whose silhouette follows the item kind (sole line, toe,
 heel height for high heels, shaft for boots, straps for sandals; simple shapes for
-the planted non-shoe items) filled with the product colour on a light background.
+the planted non-shoe items) filled with the product colour on a light backdrop.
+Like real shop photos, pictures of different products differ beyond kind and
+colour: each picture (its `pose`, seeded from the picture id) has its own backdrop
+(uneven light, a table edge, prop or wall corner), camera tilt, scale and position,
+and shoes a brand mark and stitching at their own place.
 That is enough for the image side of the pipeline to have real signal: colour and
 shape can be learned and checked, and the planted near-duplicates (re-encoded,
 resized, re-cropped, watermarked copies of one picture) really look alike.
@@ -15,6 +19,7 @@ few milliseconds.
 from __future__ import annotations
 
 import io
+import math
 import random
 import struct
 import zlib
@@ -93,12 +98,65 @@ def draw(spec: PictureSpec, size: int = DEFAULT_SIZE) -> Image.Image:
     """The picture as an RGB image of `size` x `size`."""
     rng = random.Random(spec.pose)
     big = size * _SUPERSAMPLE
-    image = Image.new("RGB", (big, big), _background(rng))
+    image = _backdrop(rng, big)
     canvas = _Canvas(ImageDraw.Draw(image), big, rng)
     colour = COLOUR_RGB[spec.colour]
     canvas.shadow()
     _PAINTERS.get(spec.kind, _paint_low_shoe)(canvas, colour, spec.kind)
+    _paint_mark(canvas, colour, spec.kind)
     return image.reduce(_SUPERSAMPLE)
+
+
+def _backdrop(rng: random.Random, size: int) -> Image.Image:
+    """A light studio backdrop that differs per picture, as real shop photos do:
+    an uneven light falloff (a coarse grid of shades, smoothly upscaled) and a
+    table edge or a prop at a seeded place."""
+    base = _background(rng)
+    cells = rng.choice((2, 3, 4))
+    shades = Image.new("RGB", (cells, cells))
+    shades.putdata([_shade(base, rng.randint(0, 70), rng) for _ in range(cells * cells)])
+    # Smooth at a quarter of the size, then blocky up: the halving in draw() hides the steps.
+    image = shades.resize((size // 4, size // 4), Image.Resampling.BILINEAR).resize((size, size),
+                                                                                   Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(image)
+    tint = _shade(base, rng.randint(20, 70), rng)
+    style = rng.randrange(3)
+    if style == 0:  # a table top, its edge at a seeded height and slope
+        left, right = rng.uniform(0.55, 0.9) * size, rng.uniform(0.55, 0.9) * size
+        draw.polygon([(0, left), (size, right), (size, size), (0, size)], fill=tint)
+    elif style == 1:  # a prop behind the item: a box or a disc near a corner
+        x, y = rng.choice((0.0, 0.6)) * size, rng.uniform(0.0, 0.35) * size
+        w, h = rng.uniform(0.25, 0.4) * size, rng.uniform(0.2, 0.45) * size
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x, y, x + w, y + h), fill=tint)
+    else:  # a wall corner: one side in shade
+        x = rng.uniform(0.2, 0.8) * size
+        draw.polygon([(0, 0), (x, 0), (x + rng.uniform(-0.1, 0.1) * size, size), (0, size)], fill=tint)
+    return image
+
+
+def _shade(base: tuple[int, int, int], darker: int, rng: random.Random) -> tuple[int, int, int]:
+    return tuple(max(0, c - darker - rng.randint(0, 6)) for c in base)  # type: ignore[return-value]
+
+
+def _paint_mark(canvas: _Canvas, colour, kind: str) -> None:
+    """A brand mark at a seeded place on the side of a shoe, and a row of stitches."""
+    if kind not in _LOW_SHOES and kind != "boot":
+        return
+    rng = canvas.rng
+    detail = _contrast(colour)
+    x, y = rng.uniform(0.35, 0.65), rng.uniform(0.52, 0.6)
+    r = rng.uniform(0.025, 0.045)
+    shape = rng.randrange(3)
+    if shape == 0:
+        canvas.ellipse(x - r, y - r, x + r, y + r, fill=detail)
+    elif shape == 1:
+        canvas.polygon([(x - r, y + r), (x + r, y + r), (x, y - r)], fill=detail)
+    else:
+        canvas.line([(x - r, y), (x, y + r * 0.6), (x + 1.6 * r, y - r)], fill=detail, width=0.012)
+    stitch_y = rng.uniform(0.62, 0.66)
+    for k in range(rng.randint(4, 9)):
+        sx = 0.2 + k * 0.07
+        canvas.line([(sx, stitch_y), (sx + 0.03, stitch_y)], fill=_darker(colour, 0.45), width=0.006)
 
 
 # -- geometry -------------------------------------------------------------------
@@ -112,25 +170,29 @@ class _Canvas:
         self.draw = draw
         self.size = size
         self.facing_left = rng.random() < 0.5
-        self.scale = rng.uniform(0.9, 1.1)
-        self.dx = rng.uniform(-0.04, 0.04)
-        self.dy = rng.uniform(-0.04, 0.04) - 0.06  # shoes sit low in unit space: lift them to the centre
+        self.scale = rng.uniform(0.82, 1.08)
+        self.dx = rng.uniform(-0.07, 0.07)
+        self.dy = rng.uniform(-0.06, 0.06) - 0.06  # shoes sit low in unit space: lift them to the centre
+        angle = math.radians(rng.uniform(-12, 12))  # the camera's tilt
+        self.cos, self.sin = math.cos(angle), math.sin(angle)
         self.rng = rng
 
     def at(self, x: float, y: float) -> Point:
         if self.facing_left:
             x = 1.0 - x
-        x = 0.5 + (x - 0.5) * self.scale + self.dx
-        y = 0.5 + (y - 0.5) * self.scale + self.dy
-        return (x * self.size, y * self.size)
+        x, y = (x - 0.5) * self.scale, (y - 0.5) * self.scale
+        x, y = x * self.cos - y * self.sin, x * self.sin + y * self.cos
+        return ((0.5 + x + self.dx) * self.size, (0.5 + y + self.dy) * self.size)
 
     def polygon(self, points: Sequence[Point], fill, outline=None) -> None:
         self.draw.polygon([self.at(x, y) for x, y in points], fill=fill,
                           outline=outline, width=max(1, self.size // 160))
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> list[float]:
-        (ax, ay), (bx, by) = self.at(x0, y0), self.at(x1, y1)
-        return [min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)]
+        """The axis-aligned box of that size around where its centre lands (tilt moves, never turns, it)."""
+        cx, cy = self.at((x0 + x1) / 2, (y0 + y1) / 2)
+        half_w, half_h = abs(x1 - x0) * self.scale * self.size / 2, abs(y1 - y0) * self.scale * self.size / 2
+        return [cx - half_w, cy - half_h, cx + half_w, cy + half_h]
 
     def ellipse(self, x0: float, y0: float, x1: float, y1: float, fill, outline=None) -> None:
         self.draw.ellipse(self.box(x0, y0, x1, y1), fill=fill, outline=outline, width=max(1, self.size // 160))

@@ -82,9 +82,6 @@ def test_no_product_crosses_the_split(curated):
     assert products and all(len(splits) == 1 for splits in products.values())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #3 open: the replay shop's pictures of different products hash alike and its crops move "
-    "pHash 12-24 bits, so pHash+dHash+colour cannot reach the bars (benchmarks/dedup_quality.py)"))
 def test_planted_duplicates_are_merged_and_never_cross_the_split(curated):
     catalog, _, _, pairs, _ = curated
     picture = {image.url: image.picture_id for site in SITES for p in catalog.products(site) for image in p.images}

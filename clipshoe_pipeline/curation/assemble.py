@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_clusters
+from clipshoe_pipeline.curation.hashing import CROP_WINDOWS
 from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
@@ -125,7 +126,10 @@ def _one_per_cluster(candidates: list[dict[str, Any]], dedup: DedupConfig,
     phash = np.array([first[s]["phash"] for s in shas], dtype=np.int64)
     dhash = np.array([first[s]["dhash"] for s in shas], dtype=np.int64)
     colour = np.array([first[s]["mean_rgb"] for s in shas], dtype=np.int16).reshape(len(shas), 3)
-    roots = duplicate_clusters(phash, dhash, colour, dedup)
+    windows = len(CROP_WINDOWS)
+    window_phash = np.array([first[s]["_window_phash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
+    window_dhash = np.array([first[s]["_window_dhash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
+    roots = duplicate_clusters(phash, dhash, colour, dedup, window_phash, window_dhash)
 
     members: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for c in candidates:
@@ -157,6 +161,8 @@ def _pair(product: Mapping[str, Any], image_url: str, caption: str, feature: Map
         "width": feature["norm_width"], "height": feature["norm_height"],
         "phash": feature["phash"], "dhash": feature["dhash"], "caption": caption, "url": product["url"],
         "image_url": image_url, "mean_rgb": [feature["mean_r"], feature["mean_g"], feature["mean_b"]],
+        # Only for clustering; "_" keys are dropped from the kept rows.
+        "_window_phash": feature["window_phash"], "_window_dhash": feature["window_dhash"],
     }
 
 

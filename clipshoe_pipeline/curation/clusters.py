@@ -5,7 +5,9 @@ things: candidates are the pairs within `phash_radius` (found by multi-index
 hashing, never all pairs), and a candidate is kept only if its dHash is within
 `dhash_radius` too and, optionally, its mean colours are close, which keeps colour
 variants (the same shoe model photographed in another colour: a different picture
-with the same shape) apart.
+with the same shape) apart. Re-cropped copies move pHash too far for any safe
+radius, so pairs where one picture's full hashes are near one of the other's crop
+windows' hashes (curation.hashing.window_hashes) are candidates as well.
 
 Clusters are the connected components of the kept pairs, labelled by their
 smallest member index. The union-find is vectorised (hook each root onto the
@@ -27,43 +29,79 @@ class DedupConfig:
     """When two pictures are the same photo. Defaults and their measured precision
     and recall on the replay shop's planted duplicates: benchmarks/dedup_quality.py."""
 
-    # Conservative on purpose: on the replay shop no setting reaches the issue's bars
-    # (see the benchmark), and a false merge loses data while a miss only keeps a copy.
     phash_radius: int = 4  # Hamming distance, of 64 bits
-    dhash_radius: int = 4
+    dhash_radius: int = 8
     # Largest per-channel difference of the mean RGB colours (0-255); None: not checked.
-    colour_distance: int | None = 3
+    # A re-crop moves the mean colour by up to ~6.
+    colour_distance: int | None = 6
+    # Re-cropped copies: a picture's full-image hashes against the other's crop
+    # windows (curation.hashing.window_hashes), within these radii; None: not checked.
+    crop_phash_radius: int | None = 6
+    crop_dhash_radius: int = 5
 
     def __post_init__(self):
-        for name in ("phash_radius", "dhash_radius"):
-            if not 0 <= getattr(self, name) < 64:
-                raise ValueError(f"{name} must be in [0, 63], got {getattr(self, name)}")
+        for name in ("phash_radius", "dhash_radius", "crop_phash_radius", "crop_dhash_radius"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 64:
+                raise ValueError(f"{name} must be in [0, 63], got {value}")
         if self.colour_distance is not None and self.colour_distance < 0:
             raise ValueError(f"colour_distance must be >= 0 or None, got {self.colour_distance}")
 
 
 def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None,
-                    config: DedupConfig = DedupConfig()) -> np.ndarray:
+                    config: DedupConfig = DedupConfig(), window_phash: np.ndarray | None = None,
+                    window_dhash: np.ndarray | None = None) -> np.ndarray:
     """Pairs (i, j), i < j, of near-duplicate pictures, shape (k, 2) int64. `phash`
     and `dhash` are 64-bit hashes (int64 or uint64), `colour` the mean RGB per picture,
-    shape (n, 3) (unused when config.colour_distance is None)."""
+    shape (n, 3) (unused when config.colour_distance is None). `window_phash` and
+    `window_dhash`, shape (n, windows), are the crop windows' hashes; without them (or
+    with config.crop_phash_radius None) re-cropped copies are not looked for."""
     phash, dhash = as_codes(phash), as_codes(dhash)
     if len(dhash) != len(phash):
         raise ValueError(f"{len(phash)} pHashes but {len(dhash)} dHashes")
     pairs = near_pairs(phash, config.phash_radius)
     i, j = pairs[:, 0], pairs[:, 1]
     keep = np.bitwise_count(dhash[i] ^ dhash[j]) <= config.dhash_radius
+    pairs = pairs[keep]
+    if window_phash is not None and window_dhash is not None and config.crop_phash_radius is not None:
+        pairs = np.unique(np.concatenate([pairs, _crop_pairs(phash, dhash, window_phash, window_dhash, config)]),
+                          axis=0)
     if config.colour_distance is not None:
         colour = _colours(colour, len(phash))
-        keep &= np.abs(colour[i] - colour[j]).max(axis=1) <= config.colour_distance
-    return pairs[keep]
+        i, j = pairs[:, 0], pairs[:, 1]
+        pairs = pairs[np.abs(colour[i] - colour[j]).max(axis=1) <= config.colour_distance]
+    return pairs.reshape(-1, 2)
+
+
+def _crop_pairs(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndarray, window_dhash: np.ndarray,
+                config: DedupConfig) -> np.ndarray:
+    """Pairs (i, j), i < j, where one picture's full hashes are near a crop window's of the other."""
+    n = len(phash)
+    window_phash, window_dhash = np.asarray(window_phash), np.asarray(window_dhash)
+    if window_phash.ndim != 2 or len(window_phash) != n or window_dhash.shape != window_phash.shape:
+        raise ValueError(f"expected window hashes of shape ({n}, windows), got {window_phash.shape} "
+                         f"and {window_dhash.shape}")
+    # One index over full and window pHashes; full hashes come first, so a pair
+    # (a, b), a < b, is full-vs-window when a < n <= b.
+    codes = np.concatenate([phash, as_codes(window_phash.ravel())])
+    d_codes = np.concatenate([dhash, as_codes(window_dhash.ravel())])
+    owner = np.concatenate([np.arange(n), np.repeat(np.arange(n), window_phash.shape[1])])
+    found = near_pairs(codes, config.crop_phash_radius)
+    a, b = found[:, 0], found[:, 1]
+    keep = (a < n) & (b >= n) & (owner[a] != owner[b])
+    a, b = a[keep], b[keep]
+    near = np.bitwise_count(d_codes[a] ^ d_codes[b]) <= config.crop_dhash_radius
+    i, j = owner[a[near]], owner[b[near]]
+    return np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1).astype(np.int64)
 
 
 def duplicate_clusters(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None,
-                       config: DedupConfig = DedupConfig()) -> np.ndarray:
+                       config: DedupConfig = DedupConfig(), window_phash: np.ndarray | None = None,
+                       window_dhash: np.ndarray | None = None) -> np.ndarray:
     """The cluster of each picture: the smallest index among its near-duplicates
     (transitively), so a picture without duplicates is its own cluster."""
-    return connected_components(duplicate_pairs(phash, dhash, colour, config), len(phash))
+    return connected_components(duplicate_pairs(phash, dhash, colour, config, window_phash, window_dhash),
+                                len(phash))
 
 
 def connected_components(pairs: np.ndarray, n: int) -> np.ndarray:

@@ -33,13 +33,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import ImageStat
 
-from clipshoe_pipeline.curation.hashing import perceptual_hashes
+from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes
 from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from scrapers.files import write_once
 
 # Bump when the computation changes without NormaliseConfig changing: old cache rows are then dropped.
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: crop-window hashes
 STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 # Not an image defect but a store one; never cached, so the image is retried once it is back.
@@ -58,6 +58,9 @@ FEATURES_SCHEMA = pa.schema([
     pa.field("norm_height", pa.int64()),
     pa.field("phash", pa.int64()),  # curation.hashing bit layout, two's complement
     pa.field("dhash", pa.int64()),
+    # The same hashes of curation.hashing.CROP_WINDOWS, in that order: re-cropped copies.
+    pa.field("window_phash", pa.list_(pa.int64())),
+    pa.field("window_dhash", pa.list_(pa.int64())),
     # Mean colour of the normalised image, 0-255. int16, not uint8, so that
     # differences taken in numpy do not wrap around.
     pa.field("mean_r", pa.int16()),
@@ -123,10 +126,12 @@ def image_record(sha256: str, path: Path, normalised_dir: Path, config: Normalis
     norm_path = normalised_relpath(sha256)
     write_once(normalised_dir / norm_path, result.jpeg)
     phash, dhash = perceptual_hashes(result.image)
+    window_phash, window_dhash = window_hashes(result.image)
     mean_r, mean_g, mean_b = (round(channel) for channel in ImageStat.Stat(result.image).mean)
     return original | {"status": STATUS_OK, "reason": None, "norm_path": norm_path,
                        "norm_width": result.image.width, "norm_height": result.image.height,
-                       "phash": phash, "dhash": dhash, "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
+                       "phash": phash, "dhash": dhash, "window_phash": window_phash,
+                       "window_dhash": window_dhash, "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
 
 
 def _record_job(job: tuple[str, str], store_dir: Path, normalised_dir: Path,

@@ -101,3 +101,51 @@ def _as_uint64_array(values: np.ndarray | int) -> np.ndarray:
     if values.dtype not in (np.int64, np.uint64):
         raise TypeError(f"expected int64 or uint64 hashes, got {values.dtype}")
     return values.view(np.uint64)
+
+
+# -- re-cropped copies ----------------------------------------------------------------
+#
+# Cutting 5-15% off an image's sides moves its pHash by 12-24 bits: the content
+# shifts and rescales under the fixed 32x32 grid. So each image also gets the
+# hashes of windows cut from it the way shops re-crop (each side's share of a cut
+# of CROP_STEP .. CROP_MAX on each axis, on a CROP_STEP grid); a re-cropped copy's
+# own full-image hashes land near one of its original's window hashes. Windows are
+# cut from a WINDOW_SIDE square grey copy (cheap), so their hashes are close to,
+# not bit-equal with, imagehash's of the same crop.
+CROP_STEP = 0.05
+CROP_MAX = 0.15
+WINDOW_SIDE = 96
+
+
+def _axis_cuts(step: float = CROP_STEP, most: float = CROP_MAX) -> list[tuple[float, float]]:
+    """(near side, far side) cut fractions of one axis."""
+    cuts = []
+    for total in range(1, round(most / step) + 1):
+        cuts += [(near * step, (total - near) * step) for near in range(total + 1)]
+    return cuts
+
+
+CROP_WINDOWS = tuple((left, top, 1 - right, 1 - bottom)
+                     for left, right in _axis_cuts() for top, bottom in _axis_cuts())
+
+
+def window_hashes(image: Image.Image) -> tuple[list[int], list[int]]:
+    """(pHashes, dHashes) of `image`'s CROP_WINDOWS, in that order."""
+    grey = image.convert("L").resize((WINDOW_SIDE, WINDOW_SIDE), _LANCZOS)
+    p_pixels, d_pixels = [], []
+    for x0, y0, x1, y1 in CROP_WINDOWS:
+        window = grey.crop((round(x0 * WINDOW_SIDE), round(y0 * WINDOW_SIDE),
+                            round(x1 * WINDOW_SIDE), round(y1 * WINDOW_SIDE)))
+        p_pixels.append(np.asarray(window.resize((_PHASH_SIDE, _PHASH_SIDE), _LANCZOS)))
+        d_pixels.append(np.asarray(window.resize((_HASH_SIDE + 1, _HASH_SIDE), _LANCZOS)))
+    # The same computation as _phash_of_grey and _dhash_of_grey, for all windows at once.
+    dct = scipy.fft.dct(scipy.fft.dct(np.stack(p_pixels), axis=1), axis=2)
+    low = dct[:, :_HASH_SIDE, :_HASH_SIDE].reshape(len(CROP_WINDOWS), -1)
+    p_bits = low > np.median(low, axis=1, keepdims=True)
+    d = np.stack(d_pixels)
+    d_bits = (d[:, :, 1:] > d[:, :, :-1]).reshape(len(CROP_WINDOWS), -1)
+    return _rows_to_int64(p_bits), _rows_to_int64(d_bits)
+
+
+def _rows_to_int64(bits: np.ndarray) -> list[int]:
+    return np.packbits(bits, axis=1).view(">i8")[:, 0].astype(np.int64).tolist()
