@@ -77,6 +77,21 @@ class DataPaths:
     def curated_pairs_parquet(self) -> Path:
         return self.root / "parquet" / "curated_pairs" / "curated_pairs.parquet"
 
+    @property
+    def training_export(self) -> Path:
+        """The train split in open_clip's input format (fine-tuning), replaced per export."""
+        return self.root / "training" / "export"
+
+    @property
+    def training_runs(self) -> Path:
+        """One folder per fine-tuning run (open_clip's logs and checkpoints, our records)."""
+        return self.root / "training" / "runs"
+
+    @property
+    def checkpoints_parquet(self) -> Path:
+        """The registry of fine-tuned checkpoints (one row per run's best)."""
+        return self.root / "parquet" / "model_checkpoints" / "model_checkpoints.parquet"
+
     def raw_products_parquet(self, site: str) -> Path:
         return self.root / "parquet" / "raw_products" / f"site={site}" / "raw_products.parquet"
 

@@ -43,16 +43,18 @@ def group_of_rows(product_keys: Sequence[str], cluster_ids: Sequence[int]) -> li
     return [int(roots[product]) for product, _ in edges]
 
 
-def side_of(group_key: str, test_fraction: float, seed: int) -> str:
+def side_of(group_key: str, test_fraction: float, seed: int | str) -> str:
     """The side of a group, from its identity alone: uniform hash < test_fraction is test."""
     digest = hashlib.blake2b(f"{seed}:{group_key}".encode(), digest_size=8).digest()
     return TEST if int.from_bytes(digest, "big") < test_fraction * _HASH_SPAN else TRAIN
 
 
 def grouped_split(product_keys: Sequence[str], cluster_ids: Sequence[int], test_fraction: float = 0.1,
-                  seed: int = 0) -> list[str]:
+                  seed: int | str = 0) -> list[str]:
     """"train"/"test" for each pair, given its product key ("site:product_id") and
-    near-duplicate cluster id (every image has one; singletons their own)."""
+    near-duplicate cluster id (every image has one; singletons their own). `seed`
+    salts the hash: a second split of one side needs a salt of its own, or its
+    "test" share would be exactly the rows the first split already sent to test."""
     if not 0.0 <= test_fraction <= 1.0:
         raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
     groups = group_of_rows(product_keys, cluster_ids)

@@ -1,0 +1,82 @@
+"""The fine-tuning run config (the Launchpad's form) and how it becomes open_clip flags.
+
+Defaults follow the anchors' fine-tuning practice (../shared/docs/REFERENCES.md):
+a learning rate two orders below open_clip's from-scratch default (5e-4 would wipe
+out the pretrained features), weight decay 0.1, a short warm-up, few epochs, bf16
+autocast on GPUs. FashionCLIP used lr 1e-6 for ViT-L-14; 5e-6 suits ViT-B-32.
+"""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, model_validator
+
+from clipshoe_pipeline.training.export import ExportConfig
+
+Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pure_fp16", "fp32"]
+
+
+class FinetuneConfig(dg.Config):
+    """What to train and how; every field is an open_clip_train flag or the data export's."""
+
+    model: str = Field(default="ViT-B-32", description="open_clip model config name (or clipshoe-tiny for CPU tests).")
+    pretrained: str | None = Field(
+        default="laion2b_s34b_b79k",
+        description="open_clip pretrained tag (from the local cache) or a checkpoint path; empty: see allow_random_init.")
+    allow_random_init: bool = Field(
+        default=False, description="Train from random weights when `pretrained` is empty (labelled in metadata).")
+    epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=256, ge=2, description="Per GPU (per process): contrastive batches need 2+.")
+    lr: float = Field(default=5e-6, gt=0, description="Peak learning rate after warm-up (cosine decay).")
+    wd: float = Field(default=0.1, ge=0)
+    warmup: int = Field(default=100, ge=0, description="Warm-up steps.")
+    precision: Precision = Field(default="auto", description="auto: amp_bf16 on GPUs, fp32 on the CPU.")
+    accum_freq: int = Field(default=1, ge=1, description="Gradient accumulation (open_clip's feature cache).")
+    lock_image: bool = False
+    lock_image_unlocked_groups: int = Field(default=0, ge=0)
+    lock_text: bool = False
+    lock_text_unlocked_layers: int = Field(default=0, ge=0)
+    grad_checkpointing: bool = False
+    workers: int = Field(default=4, ge=0, description="Data loader processes per GPU.")
+    seed: int = 0
+    gpus: int | None = Field(default=None, ge=0, description="Processes (torchrun) on GPUs; None: all visible; 0: CPU.")
+    val_fraction: float = Field(default=ExportConfig.val_fraction, gt=0, lt=1)
+    val_max_pairs: int = Field(default=ExportConfig.val_max_pairs, ge=1)
+    webdataset_min_pairs: int = Field(default=ExportConfig.webdataset_min_pairs, ge=1)
+    log_every_n_steps: int = Field(default=50, ge=1)
+    extra_args: list[str] = Field(default_factory=list, description="Further open_clip_train flags, verbatim.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FinetuneConfig":
+        if self.lock_image_unlocked_groups and not self.lock_image:
+            raise ValueError("lock_image_unlocked_groups needs lock_image")
+        if self.lock_text_unlocked_layers and not self.lock_text:
+            raise ValueError("lock_text_unlocked_layers needs lock_text")
+        for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained"):
+            if flag in self.extra_args:
+                raise ValueError(f"{flag} is set by the asset, not through extra_args")
+        return self
+
+    def export(self) -> ExportConfig:
+        return ExportConfig(val_fraction=self.val_fraction, val_max_pairs=self.val_max_pairs,
+                            webdataset_min_pairs=self.webdataset_min_pairs, seed=self.seed)
+
+    def trainer_args(self, *, gpus: int, pretrained: str | None) -> list[str]:
+        """open_clip_train flags for this config on `gpus` GPUs (0: CPU)."""
+        precision = self.precision if self.precision != "auto" else ("amp_bf16" if gpus else "fp32")
+        args = ["--model", self.model, "--epochs", str(self.epochs), "--batch-size", str(self.batch_size),
+                "--lr", str(self.lr), "--wd", str(self.wd), "--warmup", str(self.warmup),
+                "--precision", precision, "--accum-freq", str(self.accum_freq), "--workers", str(self.workers),
+                "--seed", str(self.seed), "--log-every-n-steps", str(self.log_every_n_steps),
+                "--device", "cuda" if gpus else "cpu"]
+        if pretrained:
+            args += ["--pretrained", pretrained]
+        if self.lock_image:
+            args += ["--lock-image", "--lock-image-unlocked-groups", str(self.lock_image_unlocked_groups)]
+        if self.lock_text:
+            args += ["--lock-text", "--lock-text-unlocked-layers", str(self.lock_text_unlocked_layers)]
+        if self.grad_checkpointing:
+            args.append("--grad-checkpointing")
+        if gpus > 1:
+            args += ["--local-loss", "--gather-with-grad"]  # the anchors' DDP setting: exact loss, less memory
+        return args + list(self.extra_args)

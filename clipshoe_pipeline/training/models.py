@@ -1,0 +1,36 @@
+"""open_clip models as the project names them: our model configs and one loader.
+
+`clipshoe-tiny` is a CLIP small enough to train on a laptop CPU in seconds (64 px
+images, 2-layer towers): tests and the demo use it; real runs use open_clip's own
+configs (ViT-B-32 by default). open_clip keeps its config registry per process, so
+every process that builds a model (the asset, the trainer subprocess, evaluation)
+calls `register_model_configs()` first.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+TINY_MODEL = "clipshoe-tiny"
+
+
+@cache
+def register_model_configs() -> None:
+    import open_clip
+
+    open_clip.add_model_config(MODEL_CONFIGS)
+
+
+def load_clip(model_name: str, weights: str | None, *, device: str = "cpu") -> tuple[Any, Any, Any]:
+    """(model in eval mode, validation transform, tokenizer) for `model_name` with
+    `weights`: an open_clip pretrained tag, a checkpoint path (ours or open_clip's),
+    or None for random initialisation (the caller must have been told so)."""
+    import open_clip
+
+    register_model_configs()
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(model_name)

@@ -1,0 +1,98 @@
+"""Fine-tuning config: validation, the open_clip flags it becomes, how the trainer is
+started, and where the starting weights come from (without network)."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
+from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
+from clipshoe_pipeline.training.models import TINY_MODEL
+from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
+from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
+    config = FinetuneConfig()
+    gpu = config.trainer_args(gpus=1, pretrained="laion2b_s34b_b79k")
+    assert (flag(gpu, "--model"), flag(gpu, "--precision"), flag(gpu, "--device")) == ("ViT-B-32", "amp_bf16", "cuda")
+    assert float(flag(gpu, "--lr")) <= 1e-5 and flag(gpu, "--wd") == "0.1"
+    assert flag(gpu, "--pretrained") == "laion2b_s34b_b79k" and "--local-loss" not in gpu
+    cpu = config.trainer_args(gpus=0, pretrained=None)
+    assert (flag(cpu, "--precision"), flag(cpu, "--device")) == ("fp32", "cpu") and "--pretrained" not in cpu
+    ddp = FinetuneConfig(lock_image=True, lock_image_unlocked_groups=2, grad_checkpointing=True,
+                         extra_args=["--torchcompile"]).trainer_args(gpus=8, pretrained="x")
+    assert {"--local-loss", "--gather-with-grad", "--lock-image", "--grad-checkpointing", "--torchcompile"} <= set(ddp)
+    assert flag(ddp, "--lock-image-unlocked-groups") == "2"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"lr": 0}, "greater than 0"),
+    ({"batch_size": 1}, "greater than or equal to 2"),
+    ({"epochs": 0}, "greater than or equal to 1"),
+    ({"precision": "fp8"}, "precision"),
+    ({"lock_text_unlocked_layers": 2}, "needs lock_text"),
+    ({"extra_args": ["--resume", "x"]}, "set by the asset"),
+    ({"val_fraction": 1.0}, "less than 1"),
+])
+def test_bad_configs_are_refused_before_anything_runs(fields, message):
+    with pytest.raises(pydantic.ValidationError, match=message):
+        FinetuneConfig(**fields)
+
+
+def test_one_gpu_runs_plain_python_several_run_torchrun_and_the_cpu_hides_gpus(tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert trainer_command(run, 1, "py") == ["py", "-m", LAUNCHER, str(run.path)]
+    assert trainer_command(run, 4, "py")[:5] == ["py", "-m", "torch.distributed.run", "--standalone",
+                                                 "--nproc_per_node=4"]
+    assert trainer_env(RunSpec("m", [], {}, gpus=0))["CUDA_VISIBLE_DEVICES"] == ""
+    assert "CUDA_VISIBLE_DEVICES" not in trainer_env(RunSpec("m", [], {}, gpus=2))
+
+
+def test_run_identity_follows_what_decides_the_result(tmp_path):
+    spec = RunSpec("m", ["--lr", "1e-5"], {"weights": {"label": "tag: a"}, "data": {"snapshot": "s1"}})
+    assert spec.name == RunSpec("m", ["--lr", "1e-5"], {"weights": {"label": "tag: a"}, "data": {"snapshot": "s1"},
+                                                        "code": "other commit"}).name
+    assert spec.name != RunSpec("m", ["--lr", "1e-5"], {"weights": {"label": "tag: a"},
+                                                        "data": {"snapshot": "s2"}}).name
+    run = RunDir(tmp_path / spec.name)
+    run.write_spec(spec)
+    assert run.read_spec() == spec
+    for record in ({"epoch": 1, "val_mean_recall": 0.2}, {"epoch": 2, "val_mean_recall": 0.5},
+                   {"epoch": 2, "val_mean_recall": 0.4}, {"epoch": 3, "val_mean_recall": 0.4}):
+        run.append_epoch(record)
+    assert [r["epoch"] for r in run.epochs()] == [1, 2, 3]  # a redone epoch keeps its last record
+    assert best_epoch(run.epochs())["epoch"] == 2  # the earliest of the best
+
+
+def test_random_weights_only_when_asked_for_and_labelled():
+    with pytest.raises(MissingWeights, match="allow_random_init"):
+        resolve_weights(TINY_MODEL, None)
+    assert resolve_weights(TINY_MODEL, None, allow_random_init=True).label == RANDOM_INIT
+
+
+def test_uncached_pretrained_tags_fail_fast_saying_how_to_provide_them(tmp_path):
+    with pytest.raises(MissingWeights, match="not in the local cache.*checkpoint file's path"):
+        resolve_weights("ViT-B-32", "laion2b_s34b_b79k", cache_dir=str(tmp_path))
+    with pytest.raises(MissingWeights, match="neither a file nor an open_clip tag"):
+        resolve_weights("ViT-B-32", "no_such_tag", cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown model"):
+        resolve_weights("ViT-Nope", "openai")
+
+
+def test_cached_tags_and_local_files_resolve_to_the_file_that_will_be_read(tmp_path):
+    repo = tmp_path / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    weights = repo / "snapshots" / "0123abcd" / "open_clip_model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    cached = resolve_weights("ViT-B-32", "laion2b_s34b_b79k", cache_dir=str(tmp_path))
+    assert (cached.kind, cached.value, cached.file) == ("tag", "laion2b_s34b_b79k", str(weights))
+    local = resolve_weights("ViT-B-32", str(weights))
+    assert (local.kind, local.file) == ("path", str(weights))
