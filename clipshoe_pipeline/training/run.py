@@ -80,8 +80,8 @@ class RunDir:
     def trainer_argv(self, spec: RunSpec) -> list[str]:
         """The complete open_clip argv: the spec's flags plus where to keep state, and
         `--resume latest`, which continues from the newest checkpoint if there is one."""
-        return [*spec.trainer_args, "--logs", str(self.runs_root), "--name", self.path.name,
-                "--resume", "latest", "--save-frequency", "1", "--delete-previous-checkpoint"]
+        return ["--save-frequency", "1", "--delete-previous-checkpoint", *spec.trainer_args,  # argparse: last wins
+                "--logs", str(self.runs_root), "--name", self.path.name, "--resume", "latest"]
 
     def latest_checkpoint_epoch(self) -> int | None:
         epochs = [_epoch_of(p) for p in self.checkpoints.glob("epoch_*.pt")]

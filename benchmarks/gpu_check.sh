@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole GPU check for a lent device machine, in one command (see benchmarks/RESULTS.md).
+# Installs the carried wheels (.whl/: open_clip_torch, ftfy, wcwidth, webdataset,
+# braceexpand; the device image has torch, timm, pillow, pyarrow, psutil), then runs the
+# training throughput benchmark (issue 4) and the retrieval benchmark on CUDA (issue 5).
+# Usage there:  bash benchmarks/gpu_check.sh   (results also under $OUT when set)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
+$PYTHON -c "import torch, open_clip; print('torch', torch.__version__, 'open_clip', open_clip.__version__)"
+$PYTHON benchmarks/train_throughput.py ${TRAIN_ARGS:-} --json "$OUT/train_throughput.json" 2>&1 | tee "$OUT/train_throughput.log" | grep -v "^\s*$" | tail -12
+$PYTHON benchmarks/evaluate.py ${EVAL_ARGS:---device cuda} 2>&1 | tee "$OUT/evaluate.log" | tail -14

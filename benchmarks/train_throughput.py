@@ -1,0 +1,195 @@
+"""Training throughput of the fine-tuning path: open_clip's trainer through our launcher.
+
+Two cases, measured side by side in one run, each a real launcher process
+(clipshoe_pipeline.training.launch, i.e. open_clip_train.main with our epoch records):
+
+  (a) synthetic  open_clip's `--dataset-type synthetic`: one in-memory image, no
+                 decoding — the ceiling of the model + optimizer step;
+  (b) real data  JPEGs from a normalised image store (ours: `--image-store DIR`, or
+                 shoe pictures drawn here at the store's size), read through the CSV
+                 loader with `--workers` processes — what a fine-tuning run gets.
+
+samples/s is each epoch's steady-state rate (the launcher leaves the first steps out);
+the table gives the median over epochs after the first (which pays for cuDNN autotuning
+and worker start-up). Peak RSS is the trainer process tree's (workers included),
+sampled every 0.2 s; peak GPU memory is torch's max allocated.
+
+GPU (issue 4's targets on one H100: (a) >= 3000 samples/s, (b)/(a) >= 0.9):
+    python benchmarks/train_throughput.py
+CPU (proves the script works; tiny model):
+    python benchmarks/train_throughput.py --cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clipshoe_pipeline.training.export import CSV_CAPTION_KEY, CSV_IMAGE_KEY, CSV_SEPARATOR  # noqa: E402
+from clipshoe_pipeline.training.run import RunDir, RunSpec  # noqa: E402
+
+STORE_SIDE = 320  # the normalised store's shorter side (curation.images.NormaliseConfig)
+
+
+def draw_one(args: tuple[int, str]) -> str:
+    """One synthetic shoe picture as the normalised store would hold it."""
+    from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
+    from replay_shop.vocab import SHOE_KINDS
+
+    index, folder = args
+    kinds, colours = list(SHOE_KINDS), list(COLOUR_RGB)
+    kind, colour = kinds[index % len(kinds)], colours[(index // len(kinds)) % len(colours)]
+    path = Path(folder) / f"{index:06d}.jpg"
+    draw(PictureSpec(kind=kind, colour=colour, pose=index), size=STORE_SIDE).save(path, quality=90)
+    return f"{path}\tgiày {kind.replace('_', ' ')} màu {colour}"
+
+
+def image_list(store: Path | None, count: int, work: Path, processes: int) -> list[tuple[str, str]]:
+    """(path, caption) of `count` store images, drawn into `work` when no store is given."""
+    if store is not None:
+        paths = sorted(str(p) for p in store.rglob("*.jpg"))[:count]
+        if not paths:
+            raise SystemExit(f"no JPEGs under {store}")
+        return [(path, "giày") for path in paths]
+    folder = work / "store"
+    folder.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(processes) as pool:
+        lines = list(pool.map(draw_one, [(i, str(folder)) for i in range(count)], chunksize=64))
+    return [tuple(line.split("\t")) for line in lines]
+
+
+def write_csv(images: list[tuple[str, str]], rows: int, path: Path) -> None:
+    """`rows` rows cycling over the images (an epoch longer than the store, as at full scale)."""
+    with open(path, "w", newline="", encoding="utf-8") as sink:
+        writer = csv.writer(sink, delimiter=CSV_SEPARATOR, lineterminator="\n")
+        writer.writerow([CSV_IMAGE_KEY, CSV_CAPTION_KEY])
+        writer.writerows(images[i % len(images)] for i in range(rows))
+
+
+class TreePeakRSS:
+    """Peak resident memory of a process and its children (data loader workers)."""
+
+    def __init__(self, pid: int):
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.is_set():
+            try:
+                tree = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            self.done.wait(0.2)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.thread.join()
+        return self.peak
+
+
+def run_case(name: str, data_args: list[str], args: argparse.Namespace, work: Path) -> dict:
+    trainer_args = ["--model", args.model, "--batch-size", str(args.batch_size), "--precision", args.precision,
+                    "--epochs", str(args.epochs), "--lr", "5e-6", "--wd", "0.1", "--warmup", "10",
+                    "--workers", str(args.workers), "--device", args.device, "--save-frequency", "0",
+                    "--log-every-n-steps", "20", *data_args, *args.extra]
+    spec = RunSpec(model=args.model, trainer_args=trainer_args, lineage={"benchmark": name},
+                   gpus=1 if args.device == "cuda" else 0)
+    run = RunDir(work / "runs" / f"{name}-{spec.name}")
+    run.write_spec(spec)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "clipshoe_pipeline.training.launch", str(run.path)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    memory = TreePeakRSS(process.pid)
+    _, stderr = process.communicate()
+    peak_rss = memory.stop()
+    if process.returncode:
+        raise SystemExit(f"{name}: trainer failed ({process.returncode}); log {run.trainer_log}\n{stderr[-3000:]}")
+    records = run.epochs()
+    rates = [r["samples_per_s"] for r in records if r.get("samples_per_s")]
+    steady = rates[1:] or rates
+    return {"case": name, "samples_per_s": statistics.median(steady), "epoch_rates": rates,
+            "steps_per_epoch": records[0]["steps"], "peak_gpu_mem_gib": records[-1].get("peak_gpu_mem_gib"),
+            "peak_rss_gib": peak_rss / 2**30, "wall_s": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu", action="store_true", help="tiny model on the CPU (a smoke run)")
+    parser.add_argument("--model", default=None, help="default ViT-B-32 (GPU) / clipshoe-tiny (--cpu)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 256 (GPU) / 32 (--cpu)")
+    parser.add_argument("--precision", default=None, help="default amp_bf16 (GPU) / fp32 (--cpu)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per epoch; default 120 (GPU) / 10 (--cpu)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--images", type=int, default=None, help="distinct images; default 8192 (GPU) / 256")
+    parser.add_argument("--workers", type=int, default=None, help="data loader processes; default cores - 2")
+    parser.add_argument("--image-store", type=Path, default=None, help="read JPEGs from here instead of drawing")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("extra", nargs="*", help="further open_clip_train flags, after --")
+    args = parser.parse_args()
+    gpu = not args.cpu
+    args.device = "cuda" if gpu else "cpu"
+    args.model = args.model or ("ViT-B-32" if gpu else "clipshoe-tiny")
+    args.batch_size = args.batch_size or (256 if gpu else 32)
+    args.precision = args.precision or ("amp_bf16" if gpu else "fp32")
+    args.steps = args.steps or (120 if gpu else 10)
+    args.images = args.images or (8192 if gpu else 256)
+    args.workers = args.workers if args.workers is not None else max(1, (os.cpu_count() or 2) - 2)
+    work = args.work or Path(tempfile.mkdtemp(prefix="clipshoe-train-bench-"))
+    samples = args.steps * args.batch_size
+
+    started = time.perf_counter()
+    images = image_list(args.image_store, args.images, work, max(1, os.cpu_count() or 1))
+    write_csv(images, samples, work / "train.csv")
+    prepared = time.perf_counter() - started
+    results = [
+        run_case("synthetic", ["--dataset-type", "synthetic", "--train-num-samples", str(samples)], args, work),
+        run_case("real_data", ["--dataset-type", "csv", "--train-data", str(work / "train.csv"),
+                               "--csv-separator", CSV_SEPARATOR], args, work),
+    ]
+    ratio = results[1]["samples_per_s"] / results[0]["samples_per_s"]
+    device = _device_name(gpu)
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": results, "ratio": ratio}, indent=2))
+    print(f"\ndevice: {device}; model {args.model}, batch {args.batch_size}, {args.precision}, "
+          f"{args.steps} steps x {args.epochs} epochs, {args.workers} workers, {len(images)} distinct images "
+          f"({'store ' + str(args.image_store) if args.image_store else f'drawn at {STORE_SIDE} px'}, "
+          f"prepared in {prepared:.0f} s)")
+    print("| case | samples/s (median) | per epoch | peak GPU mem GiB | peak RSS GiB | wall s |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        gpu_mem = f"{r['peak_gpu_mem_gib']:.1f}" if r["peak_gpu_mem_gib"] is not None else "-"
+        print(f"| {r['case']} | {r['samples_per_s']:.0f} | {' / '.join(f'{x:.0f}' for x in r['epoch_rates'])} "
+              f"| {gpu_mem} | {r['peak_rss_gib']:.2f} | {r['wall_s']:.0f} |")
+    print(f"| real/synthetic | {ratio:.2f} | | | | |")
+
+
+def _device_name(gpu: bool) -> str:
+    import torch
+
+    name = torch.cuda.get_device_name(0) if gpu and torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    return f"{name}, torch {torch.__version__}"
+
+
+if __name__ == "__main__":
+    main()
