@@ -23,6 +23,8 @@ import pyarrow.parquet as pq
 
 from scrapers.items import FIELD_NAMES, ProductItem
 
+ROW_GROUP_ROWS = 122_880  # DuckDB's own row group size
+
 _SCALAR_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
 
 # One result per image, as scrapers.pipelines.ContentAddressedImagesPipeline writes it.
@@ -89,7 +91,9 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as sink:
-            pq.write_table(table, sink, compression="zstd")
+            # DuckDB reads a Parquet file one row group per thread: pyarrow's default of
+            # ~1M rows per group would load a million-row table on one core.
+            pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
             sink.flush()
             os.fsync(sink.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
