@@ -128,6 +128,12 @@ class CatalogDB(dg.ConfigurableResource):
             connection.execute("INSERT INTO rejections BY NAME SELECT * FROM incoming_rejections")
         return incoming.num_rows
 
+    def tables(self) -> set[str]:
+        """Names of the catalog's tables (none before the first write)."""
+        if not self.database.exists():
+            return set()
+        return {row["table_name"] for row in self.query("SELECT table_name FROM duckdb_tables()")}
+
     def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query, as dicts (for checks, reports and tests)."""
         with self._connect(write=False) as connection:

@@ -92,6 +92,16 @@ class DataPaths:
         """The registry of fine-tuned checkpoints (one row per run's best)."""
         return self.root / "parquet" / "model_checkpoints" / "model_checkpoints.parquet"
 
+    @property
+    def metrics_parquet(self) -> Path:
+        """Every evaluation's metric rows (appended; the DuckDB `metrics` table mirrors it)."""
+        return self.root / "parquet" / "metrics" / "metrics.parquet"
+
+    @property
+    def reports(self) -> Path:
+        """Plots and tables written beside the metrics, one folder per evaluation."""
+        return self.root / "reports"
+
     def raw_products_parquet(self, site: str) -> Path:
         return self.root / "parquet" / "raw_products" / f"site={site}" / "raw_products.parquet"
 

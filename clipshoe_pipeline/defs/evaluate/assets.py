@@ -1,0 +1,245 @@
+"""The evaluation asset: every model side by side on the same data and prompts.
+
+Models: the pretrained baseline, each fine-tuned checkpoint registered in
+`model_checkpoints`, and any peer the run config names (FashionCLIP-style checkpoints
+load through open_clip tags or files). Datasets: UT Zappos50K (zero-shot Acc@k per
+attribute) when CLIPSHOE_ZAPPOS_DIR points at a copy, and the held-out test split of
+curated_pairs (retrieval R@k both ways, zero-shot over the shops' category leaves).
+A model whose weights are not on this machine, or a dataset that is not configured,
+is reported as missing — never scored with something else.
+
+Rows go to Parquet (history: every evaluation appends, keyed by evaluated_at) and the
+DuckDB table `metrics`; the materialization carries a comparison table with deltas
+against the baseline, numbers the UI plots over time, and PNG plots saved beside the
+tables. Image embeddings are cached per (checkpoint, image content), so a second
+evaluation of the same checkpoint encodes only new images.
+"""
+
+# No `from __future__ import annotations`: Dagster reads config and resource types from the signature.
+
+import base64
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.defs.curate.assets import curated_pairs
+from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
+from clipshoe_pipeline.evaluation.embeddings import default_cache_dir
+from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA, markdown_comparison, metrics_table
+from clipshoe_pipeline.evaluation.suites import (
+    TEST_SPLIT_DATASET,
+    ZAPPOS_DATASET,
+    EvaluatedModel,
+    held_out_metrics,
+    zappos_metrics,
+)
+from clipshoe_pipeline.evaluation.templates import LANGUAGES
+from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, configured_zappos_dir, load_zappos
+from clipshoe_pipeline.parquet_io import write_parquet_atomic
+from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
+
+BASELINE = "baseline"
+FINETUNED = "finetuned"  # the newest registered checkpoint; older ones are "finetuned:<run>"
+PLOTTED_K = (1, 5, 10)
+
+
+class PeerModel(dg.Config):
+    name: str = Field(description="The name the metric tables show, e.g. 'Marqo-FashionCLIP'.")
+    model: str = Field(description="open_clip model config, e.g. 'ViT-B-16' or 'hf-hub:Marqo/marqo-fashionCLIP'.")
+    pretrained: str | None = Field(default=None, description="open_clip tag or checkpoint path.")
+
+
+class EvaluateConfig(dg.Config):
+    baseline_model: str = "ViT-B-32"
+    baseline_pretrained: str | None = Field(
+        default="laion2b_s34b_b79k", description="The weights fine-tuning started from (tag or path).")
+    baseline_random_init: bool = Field(
+        default=False, description="Evaluate a randomly initialised baseline (the tiny CPU demo has no pretrained one).")
+    all_checkpoints: bool = Field(default=True, description="Every registered fine-tuned checkpoint, not only the newest.")
+    peers: list[PeerModel] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=lambda: list(LANGUAGES), description="Prompt template languages.")
+    device: str = Field(default="auto", description="auto: cuda when available, else cpu.")
+    batch_size: int = Field(default=64, ge=1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    model: str
+    weights: str | None
+    allow_random_init: bool = False
+
+
+def candidates(config: EvaluateConfig, catalog: CatalogDB) -> list[Candidate]:
+    found = [Candidate(BASELINE, config.baseline_model, config.baseline_pretrained, config.baseline_random_init)]
+    if "model_checkpoints" in catalog.tables():
+        registered = catalog.query("SELECT run, model, checkpoint FROM model_checkpoints ORDER BY created_at DESC")
+        for index, row in enumerate(registered if config.all_checkpoints else registered[:1]):
+            found.append(Candidate(FINETUNED if index == 0 else f"{FINETUNED}:{row['run']}", row["model"],
+                                   row["checkpoint"]))
+    return found + [Candidate(peer.name, peer.model, peer.pretrained) for peer in config.peers]
+
+
+@dg.asset(
+    deps=[finetuned_clip, curated_pairs],
+    kinds={"pytorch", "duckdb"},
+    group_name="evaluate",
+)
+def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, catalog: CatalogDB) -> dg.MaterializeResult:
+    """Acc@k on UT Zappos50K and R@k on the held-out split for the baseline, every
+    fine-tuned checkpoint and the configured peers, on the same data and prompts: the
+    numbers that say whether fine-tuning helped. Appended to DuckDB `metrics`."""
+    paths = data_paths()
+    evaluated_at = datetime.now(timezone.utc)
+    device = _device(config.device)
+    pairs = pq.read_table(paths.curated_pairs_parquet) if paths.curated_pairs_parquet.exists() else None
+    zappos = _zappos(context)
+    leaves = category_leaves(catalog)
+
+    rows, missing = [], {}
+    for candidate in candidates(config, catalog):
+        try:
+            weights = resolve_weights(candidate.model, candidate.weights, allow_random_init=candidate.allow_random_init)
+        except (MissingWeights, ValueError) as error:
+            missing[candidate.name] = str(error)
+            context.log.warning(f"{candidate.name}: not evaluated: {error}")
+            continue
+        model = EvaluatedModel.load(candidate.name, candidate.model, weights.value, evaluated_at,
+                                    cache_dir=default_cache_dir(paths), device=device, batch_size=config.batch_size)
+        if zappos is not None:
+            rows += zappos_metrics(zappos, model, languages=config.languages)
+        if pairs is not None:
+            rows += held_out_metrics(pairs, paths.root, model, category_leaf_of=leaves, languages=config.languages)
+        context.log.info(f"{candidate.name} ({weights.label}) evaluated")
+    if not rows:
+        raise dg.Failure("no model could be evaluated: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+
+    table = metrics_table(rows)
+    history = paths.metrics_parquet
+    previous = pq.read_table(history) if history.exists() else METRICS_SCHEMA.empty_table()
+    write_parquet_atomic(pa.concat_tables([previous, table]), history)
+    stored = catalog.replace_table("metrics", history)
+    report_dir = paths.reports / f"metrics-{evaluated_at:%Y%m%dT%H%M%S}"
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": stored,
+        "rows_this_run": table.num_rows,
+        "models": ", ".join(dict.fromkeys(table.column("model").to_pylist())),
+        "not_evaluated": dg.MetadataValue.json(missing) if missing else "none",
+        "zappos": dg.MetadataValue.json(vars(zappos.report)) if zappos else NOT_CONFIGURED,
+        **{f"comparison_{dataset}": dg.MetadataValue.md(markdown_comparison(_only(table, dataset), BASELINE))
+           for dataset in (TEST_SPLIT_DATASET, ZAPPOS_DATASET) if _only(table, dataset).num_rows},
+        **headline_numbers(table),
+        "plots": dg.MetadataValue.md(write_plots(table, report_dir)),
+        "report_dir": dg.MetadataValue.path(str(report_dir)),
+        "device": device,
+    })
+
+
+def category_leaves(catalog: CatalogDB) -> dict[tuple[str, str], str] | None:
+    """(site, product_id) -> the shop's category leaf: the classes of test-split zero-shot."""
+    if "raw_products" not in catalog.tables():
+        return None
+    return {(r["site"], r["product_id"]): r["leaf"] for r in catalog.query(
+        "SELECT site, product_id, category_path[-1] AS leaf FROM raw_products WHERE len(category_path) > 0")}
+
+
+def headline_numbers(table: pa.Table) -> dict[str, float]:
+    """Stable keys (model/dataset/metric@k) the UI plots across materializations."""
+    numbers = {}
+    for row in table.to_pylist():
+        if row["model"] in (BASELINE, FINETUNED) and (row["task"] == "retrieval" or row["metric"] == "acc"):
+            if row["k"] in PLOTTED_K or row["k"] is None:
+                attribute = f"/{row['attribute']}/{row['task'].rsplit('/', 1)[-1]}" if row["attribute"] else ""
+                key = f"{row['model']}/{row['dataset']}{attribute}/{row['metric']}" + (f"@{row['k']}" if row["k"] else "")
+                numbers[key] = float(row["value"])
+    return numbers
+
+
+def write_plots(table: pa.Table, folder: Path) -> str:
+    """R@k curves on the held-out split and Acc@1 per attribute, as PNGs in `folder`
+    and inline (markdown) for the UI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = table.to_pylist()
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    parts = []
+    retrieval = [r for r in rows if r["task"] == "retrieval" and r["metric"].endswith("_recall")]
+    if retrieval:
+        figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+        for axis, metric, title in zip(axes, ("image_retrieval_recall", "text_retrieval_recall"),
+                                       ("text → image", "image → text")):
+            for model in models:
+                points = sorted((r["k"], r["value"]) for r in retrieval if r["model"] == model and r["metric"] == metric)
+                if points:
+                    axis.plot(*zip(*points), marker="o", label=model)
+            axis.set(title=f"{title} R@k (held-out split)", xlabel="k", ylim=(0, 1))
+        axes[0].legend(fontsize=8)
+        parts.append(_save(figure, folder / "retrieval_recall_at_k.png"))
+    accuracy = [r for r in rows if r["metric"] == "acc" and r["k"] == 1 and r["task"].endswith("/en")]
+    if accuracy:
+        attributes = sorted({f"{r['dataset']}:{r['attribute']}" for r in accuracy})
+        figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(attributes) * len(models)), 3.4))
+        width = 0.8 / len(models)
+        for offset, model in enumerate(models):
+            value_of = {f"{r['dataset']}:{r['attribute']}": r["value"] for r in accuracy if r["model"] == model}
+            axis.bar([i + offset * width for i in range(len(attributes))],
+                     [value_of.get(a, 0.0) for a in attributes], width, label=model)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(attributes))], attributes, rotation=30,
+                        ha="right", fontsize=7)
+        axis.set(title="zero-shot Acc@1 per attribute (English prompts)", ylim=(0, 1))
+        axis.legend(fontsize=8)
+        parts.append(_save(figure, folder / "zeroshot_acc1.png"))
+    return "\n\n".join(parts) or "(nothing to plot)"
+
+
+def _save(figure, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    path.write_bytes(buffer.getvalue())
+    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n\n`{path}`"
+
+
+def _only(table: pa.Table, dataset: str) -> pa.Table:
+    return table.filter(pc.equal(table.column("dataset"), dataset))
+
+
+def _zappos(context: dg.AssetExecutionContext) -> ZapposDataset | None:
+    root = configured_zappos_dir()
+    if root is None:
+        context.log.info(NOT_CONFIGURED)
+        return None
+    try:
+        return load_zappos(root)
+    except FileNotFoundError as error:
+        raise dg.Failure(f"CLIPSHOE_ZAPPOS_DIR={root}: {error}") from error
+
+
+def _device(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+evaluate_job = dg.define_asset_job(
+    "evaluate_job", selection=[model_metrics],
+    description="Evaluate the baseline, every fine-tuned checkpoint and configured peers into DuckDB `metrics`.",
+)

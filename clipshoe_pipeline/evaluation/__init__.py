@@ -1,0 +1,10 @@
+"""Evaluation of CLIP checkpoints: zero-shot classification on UT Zappos50K and on the
+shops' category leaves, text<->image retrieval on the held-out test split, with
+CLIP_benchmark's metric definitions, and the long-format `metrics` rows.
+
+Modules: `ranking` (the one rank definition, ties included), `retrieval` (chunked
+R@k), `zeroshot` (classifiers, Acc@k, balanced accuracy), `templates` (prompts in
+English and Vietnamese), `zappos` (the dataset reader), `embeddings` (encoder and
+Parquet cache), `metrics_table` (rows, Arrow, markdown) and `suites` (the calls an
+asset makes).
+"""

@@ -1,0 +1,90 @@
+"""model_metrics end to end: the baseline and a fine-tuned tiny CLIP evaluated through
+the assets on a Zappos-format fixture and the held-out split, into DuckDB `metrics`;
+missing weights and a missing Zappos copy reported, never scored."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.definitions import defs
+from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZAPPOS_DIR_ENV
+from clipshoe_pipeline.training.models import TINY_MODEL
+from tests.curated_fixture import write_curated_pairs
+from tests.test_evaluation_zappos import build_zappos_fixture
+from tests.test_finetune_asset import TINY
+
+pytestmark = pytest.mark.slow
+
+TINY_BASELINE = {"baseline_model": TINY_MODEL, "baseline_pretrained": None, "baseline_random_init": True}
+
+
+def run_job(instance, job: str, op: str, config: dict) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_config={"ops": {op: {"config": config}}}, raise_on_error=False)
+
+
+def metadata_of(result: dg.ExecuteInProcessResult) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node("model_metrics")[0].metadata.items()}
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see test_finetune_asset
+    monkeypatch.delenv(ZAPPOS_DIR_ENV, raising=False)
+    write_curated_pairs(tmp_path, products=90, images_per_product=3)
+    return tmp_path
+
+
+def test_baseline_and_finetuned_side_by_side_on_zappos_and_the_held_out_split(data_dir, monkeypatch):
+    build_zappos_fixture(data_dir / "zappos")
+    monkeypatch.setenv(ZAPPOS_DIR_ENV, str(data_dir / "zappos"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        trained = run_job(instance, "finetune_job", "finetuned_clip", {**TINY, "epochs": 2})
+        assert trained.success
+        first = run_job(instance, "evaluate_job", "model_metrics", TINY_BASELINE)
+        assert first.success, [e.message for e in first.all_events if e.is_failure]
+        again = run_job(instance, "evaluate_job", "model_metrics", TINY_BASELINE)
+        assert again.success
+
+    db = CatalogDB(path=str(data_dir / "clipshoe.duckdb"))
+    latest = db.query("SELECT * FROM metrics WHERE evaluated_at = (SELECT max(evaluated_at) FROM metrics)")
+    assert {r["model"] for r in latest} == {"baseline", "finetuned"}
+    assert {(r["dataset"], r["task"]) for r in latest} >= {
+        ("clipshoe-test", "retrieval"), ("ut-zappos50k", "zeroshot_classification/en"),
+        ("ut-zappos50k", "zeroshot_classification/vi")}
+    zappos_attributes = {r["attribute"] for r in latest if r["dataset"] == "ut-zappos50k"}
+    assert {"Category", "SubCategory", "Gender", "Material"} <= zappos_attributes
+    assert all(0.0 <= r["value"] <= 1.0 for r in latest if "recall" in r["metric"] or r["metric"] == "acc")
+    # Both models were scored on the same queries.
+    n_of = {(r["model"], r["dataset"], r["task"], r["attribute"], r["metric"], r["k"]): r["n"] for r in latest}
+    assert all(n_of.get(("finetuned", *key[1:])) == n for key, n in n_of.items() if key[0] == "baseline")
+    (history,) = db.query("SELECT count(DISTINCT evaluated_at) AS runs FROM metrics")
+    assert history["runs"] == 2  # each evaluation appends
+
+    metadata = metadata_of(again)
+    assert metadata["zappos"]["items"] == 5 and metadata["zappos"]["duplicate_rows"] == 1
+    assert metadata["zappos"]["images_without_row"] == 1 and metadata["zappos"]["rows_without_image"] == 1
+    comparison = metadata["comparison_clipshoe-test"]
+    assert "| baseline | finetuned |" in comparison and ("(+" in comparison or "(-" in comparison)  # deltas
+    assert isinstance(metadata["finetuned/clipshoe-test/image_retrieval_recall@5"], float)
+    assert "data:image/png;base64," in metadata["plots"]
+    assert (data_dir / "cache").exists() and any((data_dir / "cache").rglob("*.parquet"))  # fine-tuned embeddings cached
+
+
+def test_missing_weights_and_zappos_are_reported_not_scored(data_dir):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_job(instance, "evaluate_job", "model_metrics", {
+            **TINY_BASELINE, "peers": [{"name": "uncached-peer", "model": "ViT-B-32", "pretrained": "openai"}]})
+        assert result.success
+        metadata = metadata_of(result)
+        assert metadata["zappos"] == NOT_CONFIGURED
+        assert "not in the local cache" in metadata["not_evaluated"]["uncached-peer"]
+        assert metadata["models"] == "baseline"
+
+        nothing = run_job(instance, "evaluate_job", "model_metrics", {"baseline_model": "ViT-B-32"})
+        assert not nothing.success  # the default baseline's weights are not here, and nothing else is
+    assert not any(r["dataset"] == "ut-zappos50k" for r in CatalogDB(
+        path=str(data_dir / "clipshoe.duckdb")).query("SELECT dataset FROM metrics"))
