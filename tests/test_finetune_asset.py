@@ -114,3 +114,13 @@ def test_missing_pretrained_weights_fail_the_asset_before_training(data_dir, mon
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "not in the local cache" in failure.event_specific_data.error.message
     assert not (data_dir / "training" / "runs").exists()
+
+
+def test_a_failing_trainer_fails_the_asset_with_its_console_tail(data_dir):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = finetune(instance, extra_args=["--no-such-open-clip-flag"])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "the trainer failed" in failure.event_specific_data.error.message
+    tail = failure.event_specific_data.user_failure_data.metadata["console_tail"].value
+    assert "unrecognized arguments: --no-such-open-clip-flag" in tail  # open_clip's own complaint, shown in the UI

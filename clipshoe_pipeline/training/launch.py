@@ -158,6 +158,10 @@ def main(argv: list[str]) -> None:
     register_model_configs()
     import open_clip_train.main as trainer_main
 
+    if PIPES_CONTEXT_ENV in os.environ:
+        # Under Dagster, progress reaches the run log through Pipes; the console copy
+        # (open_clip logs to stdout, torch and workers to stderr) goes to a file.
+        _redirect_console(run.console_log)
     with ExitStack() as stack:
         pipes = stack.enter_context(_open_pipes()) if is_rank_zero() else None
         if is_rank_zero():
@@ -169,7 +173,17 @@ def main(argv: list[str]) -> None:
         EpochRecorder(run, pipes).install(trainer_main)
         trainer_main.main(run.trainer_argv(spec))
         # open_clip set every logger to INFO; torch's would print compile statistics at exit.
-        logging.getLogger("torch").setLevel(logging.WARNING)
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("torch"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _redirect_console(path: Path) -> None:
+    sink = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+        os.dup2(sink, stream.fileno())
+    os.close(sink)
 
 
 def _steady_rate(step_times: list[float], started: float, end: float, samples_per_step: int) -> float | None:

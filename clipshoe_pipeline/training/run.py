@@ -9,7 +9,7 @@ training again finds the same folder and resumes it (a finished run resumes into
 nothing and costs seconds), while any change starts a fresh one.
 
 Layout (open_clip's own under `<runs>/<name>/`, ours beside it):
-    spec.json, lineage.json, epochs.jsonl, best.pt, out.log (open_clip's log),
+    spec.json, lineage.json, epochs.jsonl, best.pt, out.log (open_clip's log), console.log,
     checkpoints/epoch_N.pt (open_clip's resumable train state, latest only)
 """
 
@@ -66,7 +66,11 @@ class RunDir:
 
     @property
     def trainer_log(self) -> Path:
-        return self.path / "out.log"
+        return self.path / "out.log"  # open_clip's own log
+
+    @property
+    def console_log(self) -> Path:
+        return self.path / "console.log"  # the trainer's stdout/stderr when run under Dagster
 
     def write_spec(self, spec: RunSpec) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)

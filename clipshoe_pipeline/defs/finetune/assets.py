@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # not exported at the top level
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -59,7 +60,12 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
     if weights.kind == "random":
         context.log.warning(f"training {config.model} from {weights.label}")
     resumed_from = run.latest_checkpoint_epoch()
-    trainer.train(context, run, spec)
+    try:
+        trainer.train(context, run, spec)
+    except DagsterPipesExecutionError as error:
+        raise dg.Failure(f"the trainer failed: {error}", metadata={
+            "console_tail": dg.MetadataValue.md(f"```\n{_tail(run.console_log)}\n```"),
+            "console_log": dg.MetadataValue.path(str(run.console_log))}) from error
 
     records = run.epochs()
     best = best_epoch(records)
@@ -186,6 +192,10 @@ def curves_markdown(records: Sequence[Mapping[str, Any]], png: Path) -> str:
     plt.close(figure)
     png.write_bytes(buffer.getvalue())
     return f"![training curves](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n\n`{png}`"
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no output)"
 
 
 def _max(records: Sequence[Mapping[str, Any]], key: str) -> float | None:
