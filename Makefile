@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CLIPSHOE_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CLIPSHOE_DATA_DIR)/dagster_home
 
-.PHONY: install test demo dev replay-shop bench-crawl clean
+.PHONY: install test demo dev replay-shop bench-crawl bench-curate bench-train bench-evaluate clean
 
 $(BIN)/clipshoe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ replay-shop: install
 
 bench-crawl: install
 	$(BIN)/python benchmarks/crawl.py
+
+bench-curate: install  ## image hashing, near-duplicate search and DuckDB ingest against naive baselines
+	$(BIN)/python benchmarks/curate.py
+
+bench-train: install  ## fine-tuning samples/s, synthetic vs real data (GPU; --cpu for a smoke run)
+	$(BIN)/python benchmarks/train_throughput.py $(if $(CPU),--cpu)
+
+bench-evaluate: install  ## chunked R@k over 80k x 80k embeddings against the full matrix on a subsample
+	$(BIN)/python benchmarks/evaluate.py
 
 clean:
 	rm -rf $(CLIPSHOE_DATA_DIR)

@@ -121,7 +121,9 @@ def data_paths() -> DataPaths:
 def ensure_dagster_home() -> Path:
     """Point DAGSTER_HOME at `<data>/dagster_home` unless it is already set, and give
     that folder a dagster.yaml (run history kept there, one crawl per site) if it has none."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_paths().dagster_home))).absolute()
+    if not os.environ.get("DAGSTER_HOME"):  # unset or empty
+        os.environ["DAGSTER_HOME"] = str(data_paths().dagster_home)
+    home = Path(os.environ["DAGSTER_HOME"]).absolute()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():

@@ -81,6 +81,12 @@ def test_the_default_dagster_home_keeps_history_and_limits_one_run_per_site(tmp_
     assert limits == [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 
+def test_an_empty_dagster_home_counts_as_unset(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", "")  # `DAGSTER_HOME= make demo` must not use the working directory
+    assert ensure_dagster_home() == tmp_path / "data" / "dagster_home"
+
+
 # -- publish_crawl: journal -> Parquet + DuckDB + metadata -------------------------------
 
 @pytest.fixture

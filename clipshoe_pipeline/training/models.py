@@ -15,6 +15,7 @@ from typing import Any
 
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
 TINY_MODEL = "clipshoe-tiny"
+RANDOM_INIT_SEED = 0  # open_clip_train's --seed default (FinetuneConfig.seed)
 
 
 @cache
@@ -27,10 +28,15 @@ def register_model_configs() -> None:
 def load_clip(model_name: str, weights: str | None, *, device: str = "cpu") -> tuple[Any, Any, Any]:
     """(model in eval mode, validation transform, tokenizer) for `model_name` with
     `weights`: an open_clip pretrained tag, a checkpoint path (ours or open_clip's),
-    or None for random initialisation (the caller must have been told so)."""
+    or None for random initialisation (the caller must have been told so). Random
+    weights are drawn after seeding torch as open_clip_train does with its default
+    `--seed 0`, so a random baseline is reproducible and comparable run to run."""
     import open_clip
+    import torch
 
     register_model_configs()
+    if weights is None:
+        torch.manual_seed(RANDOM_INIT_SEED)
     model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(model_name)
