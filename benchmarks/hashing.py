@@ -91,12 +91,16 @@ def write_store(pictures: list[bytes], store: Path) -> Path:
 # -- one measurement (in its own subprocess) ------------------------------------------
 
 
+def naive_image_hashes(path: Path) -> tuple[imagehash.ImageHash, imagehash.ImageHash]:
+    """The baseline for one image: full decode, then imagehash's pHash and dHash."""
+    with Image.open(path) as image:
+        image.load()
+        return imagehash.phash(image), imagehash.dhash(image)
+
+
 def naive_hashes(store: Path, pairs: list[tuple[str, str]]) -> None:
     for _, relpath in pairs:
-        with Image.open(store / relpath) as image:
-            image.load()
-            imagehash.phash(image)
-            imagehash.dhash(image)
+        naive_image_hashes(store / relpath)
 
 
 def our_hashes(store: Path, pairs: list[tuple[str, str]]) -> None:

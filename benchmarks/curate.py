@@ -1,0 +1,425 @@
+"""Curation throughput, side by side in one run: image hashing, near-duplicate search, DuckDB ingest.
+
+Each stage of the curated_pairs asset that grows with the catalog, against a naive
+baseline on the same input (issue #3):
+
+1. Image hashing, images/s with a pool of --workers processes: our per-image step
+   (curation.features.image_features: draft-mode JPEG decode, normalise, pHash,
+   dHash and crop-window hashes, mean colour, the normalised JPEG copy and the
+   feature cache) against a full PIL decode + imagehash.phash + imagehash.dhash in a
+   pool of the same size; and our steps timed apart in one process, to show where
+   the time goes. Inputs: replay-shop pictures drawn at shop size (800-1000 px),
+   saved as JPEGs in the crawler's content-addressed layout.
+2. Near-duplicate search over --hashes 64-bit codes, random plus planted groups
+   within the pHash radius: multi-index hashing (curation.neardup.near_pairs) plus
+   union-find (curation.clusters.connected_components), with its recall of the
+   planted pairs; and on a --sample subsample, against all pairs by XOR + popcount
+   (neardup.exhaustive_pairs), checking that both return the same pairs.
+3. Parquet -> DuckDB ingest of a curated_pairs table of --rows rows through
+   CatalogDB: replace_table (how the curated_pairs asset writes it) and
+   replace_site_rows (how raw_products are written; here replacing the site's
+   previous rows), against row-by-row executemany of --naive-rows rows. The Parquet
+   input is written by write_parquet_atomic, in DuckDB-sized row groups.
+
+Inputs are made once, up front, on disk. Every measurement runs in a fresh child
+process, --runs times, median time reported; only the measured call is timed (pool
+start-up included). Peak memory is the child's, so cases do not inherit each
+other's: the highest sum of RSS over it and its workers (benchmarks/hashing.PeakRss),
+or its own exact high-water mark if the measured call raised it, highest over runs.
+benchmarks/hashing.py and benchmarks/neardup.py break stages 1 and 2 down further
+(one-process variants, agreement with imagehash, table counts, faiss).
+
+    python benchmarks/curate.py            # defaults: a few minutes on the 2-core vm
+    python benchmarks/curate.py --quick    # smoke run
+Targets (issue #3): 1M hashes clustered in < 60 s on 2 cores; ingest >= 500k rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hashing import PeakRss, naive_image_hashes, write_store  # noqa: E402  (benchmarks/hashing.py)
+from neardup import planted_codes  # noqa: E402  (benchmarks/neardup.py)
+
+from clipshoe_pipeline.catalog_db import CatalogDB  # noqa: E402
+from clipshoe_pipeline.curation.assemble import CURATED_PAIRS_SCHEMA  # noqa: E402
+from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components  # noqa: E402
+from clipshoe_pipeline.curation.features import STATUS_OK, default_workers, image_features  # noqa: E402
+from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes  # noqa: E402
+from clipshoe_pipeline.curation.images import NormaliseConfig, normalise  # noqa: E402
+from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs  # noqa: E402
+from clipshoe_pipeline.parquet_io import write_parquet_atomic  # noqa: E402
+from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw, encode_jpeg  # noqa: E402
+from replay_shop.vocab import MODEL_WORDS, SHOE_KINDS  # noqa: E402
+from scrapers.items import SITES  # noqa: E402
+
+DEFAULTS = {"images": 400, "hashes": 1_000_000, "sample": 20_000, "rows": 1_000_000, "naive_rows": 2_000,
+            "runs": 3}
+QUICK = {"images": 40, "hashes": 100_000, "sample": 5_000, "rows": 100_000, "naive_rows": 1_000, "runs": 1}
+SHOP_SIDES = (800, 1000)  # px, the longer side of a shop photo
+CODES_PER_GROUP = 20  # one planted near-duplicate group per this many codes (50k groups in 1M)
+CLUSTER_TARGET_S = 60
+INGEST_TARGET_ROWS_S = 500_000
+TASKS_PER_WORKER = 8  # the baseline pool's chunking, as curation.features chunks ours
+
+
+# -- inputs (made once, by the driver) -------------------------------------------------
+
+
+def make_inputs(data: Path, args: argparse.Namespace) -> None:
+    write_store(shop_pictures(args.images, args.seed), data / "store")
+    codes, planted = planted_codes(args.hashes, args.hashes // CODES_PER_GROUP, args.radius, args.seed)
+    np.save(data / "codes.npy", codes)
+    np.save(data / "planted.npy", planted)
+    np.save(data / "sample.npy", subsample(codes, planted, args.sample, args.seed))
+    pairs = curated_pairs_table(args.rows, args.seed)
+    write_parquet_atomic(pairs, data / "pairs.parquet")
+    # replace_site_rows takes one site's rows only.
+    one_site = pairs.set_column(pairs.schema.get_field_index("site"), "site", pa.repeat(SITES[0], len(pairs)))
+    write_parquet_atomic(one_site, data / "site_pairs.parquet")
+    write_parquet_atomic(pairs.slice(0, args.naive_rows), data / "naive_pairs.parquet")
+
+
+def shop_pictures(count: int, seed: int) -> list[bytes]:
+    """`count` replay-shop shoe pictures, each drawn (not upscaled) at a shop-photo size."""
+    rng = random.Random(seed)
+    kinds, colours = list(SHOE_KINDS), list(COLOUR_RGB)
+    return [encode_jpeg(draw(PictureSpec(rng.choice(kinds), rng.choice(colours), rng.getrandbits(32)),
+                             rng.randint(*SHOP_SIDES)))
+            for _ in range(count)]
+
+
+def subsample(codes: np.ndarray, planted: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """`size` of the codes, with the same share of planted groups as the whole set
+    (a uniform sample would keep almost no pair whole). The groups fill the front
+    of `codes`, so a prefix keeps them whole; the rest is drawn from the random codes."""
+    grouped = int(planted.max()) + 1
+    head = round(size * grouped / len(codes))
+    tail = np.random.default_rng(seed).choice(np.arange(grouped, len(codes)), size - head, replace=False)
+    return np.concatenate([codes[:head], codes[np.sort(tail)]])
+
+
+def curated_pairs_table(rows: int, seed: int) -> pa.Table:
+    """`rows` rows shaped like the curated_pairs asset's: the same schema, strings of
+    realistic length and variety, sorted by pair_id as the asset writes them."""
+    rng = np.random.default_rng(seed)
+    sha = hex_strings(rng, rows, 32)
+    site = [SITES[i] for i in rng.integers(len(SITES), size=rows)]
+    product = rng.integers(10**7, 10**9, size=rows).tolist()
+    kinds = list(SHOE_KINDS.values())
+    colours = list(COLOUR_RGB)
+    captions = [caption(kinds[k], colours[c], MODEL_WORDS[m], number)
+                for k, c, m, number in zip(rng.integers(len(kinds), size=rows).tolist(),
+                                           rng.integers(len(colours), size=rows).tolist(),
+                                           rng.integers(len(MODEL_WORDS), size=rows).tolist(),
+                                           rng.integers(100, 10_000, size=rows).tolist())]
+    side = rng.integers(224, 400, size=rows)
+    table = pa.table({
+        "pair_id": hex_strings(rng, rows, 8),
+        "site": site,
+        "product_id": [str(p) for p in product],
+        "image_sha256": sha,
+        "image_url": [f"https://cdn.{s}.vn/media/{h[:16]}.jpg" for s, h in zip(site, sha)],
+        "image_path": [f"normalised/{h[:2]}/{h}.jpg" for h in sha],
+        "width": side,
+        "height": side,
+        "phash": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
+        "dhash": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
+        "mean_rgb": pa.FixedSizeListArray.from_arrays(rng.integers(0, 256, size=3 * rows).astype(np.int16), 3),
+        "cluster_id": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
+        "cluster_size": rng.choice([1, 1, 1, 1, 2, 3], size=rows),
+        "caption": captions,
+        "url": [f"https://{s}.vn/p{p}.html" for s, p in zip(site, product)],
+        "split": np.where(rng.random(rows) < 0.1, "test", "train"),
+    }, schema=CURATED_PAIRS_SCHEMA)
+    return table.sort_by("pair_id")
+
+
+def hex_strings(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
+    text = rng.bytes(count * nbytes).hex()
+    width = 2 * nbytes
+    return [text[i:i + width] for i in range(0, len(text), width)]
+
+
+def caption(kind, colour: str, model: str, number: int) -> str:
+    """The caption template of curation.text, filled from the replay shop's vocabulary."""
+    brand = kind.brands[number % len(kind.brands)]
+    return (f"{kind.names[0].capitalize()} {brand} {model} {number} {colour}. Thương hiệu {brand}. "
+            f"Màu {colour}, chất liệu {kind.materials[number % len(kind.materials)]}, "
+            f"dành cho {kind.genders[number % len(kind.genders)]}.")
+
+
+# -- one measurement (in a child process) ---------------------------------------------
+
+
+class Measured:
+    """Wall time and peak memory of a block: RSS of this process and its descendants
+    as PeakRss samples it, or this process's exact high-water mark if the block raised
+    it (it catches spikes shorter than the sampling interval; set-up before the block
+    does not count unless the block went higher)."""
+
+    def __enter__(self) -> Measured:
+        self._maxrss_before = own_maxrss_mib()
+        self._rss = PeakRss().__enter__()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._start
+        self._rss.__exit__(*exc)
+        maxrss = own_maxrss_mib()
+        self.peak_mib = max(self._rss.mib, maxrss if maxrss > self._maxrss_before else 0.0)
+
+    def result(self, items: int, note: str = "", **extra) -> dict:
+        return {"items": items, "seconds": self.seconds, "peak_mib": self.peak_mib, "note": note, **extra}
+
+
+def own_maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def store_pairs(data: Path) -> list[tuple[str, str]]:
+    return [tuple(pair) for pair in json.loads((data / "store" / "manifest.json").read_text())]
+
+
+def hash_baseline(data: Path, args: argparse.Namespace) -> dict:
+    paths = [data / "store" / relpath for _, relpath in store_pairs(data)]
+    chunksize = max(1, math.ceil(len(paths) / (args.workers * TASKS_PER_WORKER)))
+    # forkserver, preloaded with this module, as curation.features starts its pool.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__"])
+    with Measured() as measured:
+        with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+            hashes = list(pool.map(naive_image_hashes, paths, chunksize=chunksize))
+    return measured.result(len(hashes))
+
+
+def hash_ours(data: Path, args: argparse.Namespace) -> dict:
+    pairs = store_pairs(data)
+    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp, Measured() as measured:
+        features = image_features(data / "store", Path(tmp) / "normalised", pairs, NormaliseConfig(),
+                                  Path(tmp) / "cache.parquet", workers=args.workers)
+    kept = features.column("status").to_pylist().count(STATUS_OK)
+    return measured.result(len(pairs), f"{kept} of {len(pairs)} kept")
+
+
+def hash_parts(data: Path, args: argparse.Namespace) -> dict:
+    """Where our per-image time goes: each step of image_features, one process, no pool."""
+    blobs = [(data / "store" / relpath).read_bytes() for _, relpath in store_pairs(data)]
+    spent = dict.fromkeys(("normalise", "pHash+dHash", "crop-window hashes"), 0.0)
+    with Measured() as measured:
+        for blob in blobs:
+            start = time.perf_counter()
+            image = normalise(blob).image
+            normalised = time.perf_counter()
+            perceptual_hashes(image)
+            hashed = time.perf_counter()
+            window_hashes(image)
+            spent["normalise"] += normalised - start
+            spent["pHash+dHash"] += hashed - normalised
+            spent["crop-window hashes"] += time.perf_counter() - hashed
+    return measured.result(len(blobs), ", ".join(f"{step} {1000 * s / len(blobs):.1f} ms"
+                                                 for step, s in spent.items()) + " per image")
+
+
+def pairs_digest(pairs: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pairs, dtype=np.int64).tobytes()).hexdigest()
+
+
+def search_exhaustive(data: Path, args: argparse.Namespace) -> dict:
+    sample = np.load(data / "sample.npy")
+    with Measured() as measured:
+        pairs = exhaustive_pairs(sample, args.radius)
+    return measured.result(len(sample), f"{len(pairs)} pairs (truth)", digest=pairs_digest(pairs))
+
+
+def search_ours_sample(data: Path, args: argparse.Namespace) -> dict:
+    sample = np.load(data / "sample.npy")
+    with Measured() as measured:
+        pairs = near_pairs(sample, args.radius)
+    return measured.result(len(sample), f"{len(pairs)} pairs", digest=pairs_digest(pairs))
+
+
+def search_and_cluster(data: Path, args: argparse.Namespace) -> dict:
+    codes, planted = np.load(data / "codes.npy"), np.load(data / "planted.npy")
+    with Measured() as measured:
+        pairs = near_pairs(codes, args.radius)
+        searched = time.perf_counter()
+        labels = connected_components(pairs, len(codes))
+    cluster_s = time.perf_counter() - searched
+    n = len(codes)
+    recall = np.isin(planted[:, 0] * n + planted[:, 1], pairs[:, 0] * n + pairs[:, 1]).mean()
+    merged = (labels[planted[:, 0]] == labels[planted[:, 1]]).mean()
+    return measured.result(n, f"{len(pairs)} pairs, {len(np.unique(labels))} clusters; planted pairs found "
+                              f"{recall:.4f}, clustered together {merged:.4f}; "
+                              f"union-find {cluster_s:.2f} s of the total")
+
+
+def ingest_replace_table(data: Path, args: argparse.Namespace, source: str = "pairs.parquet") -> dict:
+    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
+        catalog = CatalogDB(path=str(Path(tmp) / "clipshoe.duckdb"))
+        with Measured() as measured:
+            loaded = catalog.replace_table("curated_pairs", data / source)
+    return measured.result(loaded, f"{loaded} rows in the table")
+
+
+def ingest_replace_site_rows(data: Path, args: argparse.Namespace) -> dict:
+    source = data / "site_pairs.parquet"
+    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
+        catalog = CatalogDB(path=str(Path(tmp) / "clipshoe.duckdb"))
+        catalog.replace_site_rows("curated_pairs", SITES[0], source)  # the rows a recrawl replaces
+        with Measured() as measured:
+            loaded = catalog.replace_site_rows("curated_pairs", SITES[0], source)
+    return measured.result(loaded, f"{loaded} rows replaced")
+
+
+def ingest_executemany(data: Path, args: argparse.Namespace) -> dict:
+    source = data / "naive_pairs.parquet"
+    rows = [tuple(row.values()) for row in pq.read_table(source).to_pylist()]
+    placeholders = ", ".join("?" * len(CURATED_PAIRS_SCHEMA))
+    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp, Measured() as measured:
+        with duckdb.connect(str(Path(tmp) / "clipshoe.duckdb")) as connection:
+            connection.execute("CREATE TABLE curated_pairs AS SELECT * FROM read_parquet(?) LIMIT 0", [str(source)])
+            connection.executemany(f"INSERT INTO curated_pairs VALUES ({placeholders})", rows)
+            (loaded,) = connection.execute("SELECT count(*) FROM curated_pairs").fetchone()
+    return measured.result(loaded, f"{loaded} rows in the table")
+
+
+@dataclass(frozen=True)
+class Case:
+    stage: str
+    method: str
+    measure: Callable[[Path, argparse.Namespace], dict]
+    unit: str
+    baseline: str | None = None  # the case this one's speed-up is relative to (itself for a baseline)
+
+
+CASES = {
+    "hash_baseline": Case("image hashing", "baseline: full decode + imagehash pHash/dHash, pool",
+                          hash_baseline, "images", "hash_baseline"),
+    "hash_ours": Case("image hashing", "ours: image_features (draft decode, normalise, hashes + crop windows, "
+                      "JPEG copy, cache), pool", hash_ours, "images", "hash_baseline"),
+    "hash_parts": Case("image hashing", "ours, its steps timed apart, 1 process", hash_parts, "images"),
+    "search_exhaustive": Case("near-dup, sample", "baseline: all pairs, XOR + bitwise_count",
+                              search_exhaustive, "hashes", "search_exhaustive"),
+    "search_ours_sample": Case("near-dup, sample", "ours: multi-index hashing (near_pairs)",
+                               search_ours_sample, "hashes", "search_exhaustive"),
+    "search_and_cluster": Case("near-dup, all", "ours: near_pairs + union-find (connected_components)",
+                               search_and_cluster, "hashes"),
+    "ingest_executemany": Case("DuckDB ingest", "baseline: row-by-row executemany", ingest_executemany, "rows",
+                               "ingest_executemany"),
+    "ingest_replace_table": Case("DuckDB ingest", "ours: CatalogDB.replace_table (curated_pairs)",
+                                 ingest_replace_table, "rows", "ingest_executemany"),
+    "ingest_replace_site_rows": Case("DuckDB ingest", "ours: CatalogDB.replace_site_rows (replacing a site)",
+                                     ingest_replace_site_rows, "rows", "ingest_executemany"),
+}
+
+
+# -- driver ---------------------------------------------------------------------------
+
+
+def in_child(case: str, data: Path, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--case", case, "--data", str(data), "--workers", str(args.workers),
+               "--radius", str(args.radius)]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per case: items, median seconds, its rate, the highest peak over runs, the last note."""
+    summary = {}
+    for name, results in runs.items():
+        seconds = statistics.median(r["seconds"] for r in results)
+        summary[name] = {"items": results[-1]["items"], "seconds": seconds, "rate": results[-1]["items"] / seconds,
+                         "peak_mib": max(r["peak_mib"] for r in results), "note": results[-1]["note"]}
+    return summary
+
+
+def checks(runs: dict[str, list[dict]], summary: dict[str, dict]) -> dict[str, str]:
+    """The pass/fail lines: same pairs as the exhaustive search, and the issue's targets."""
+    digests = {name: {r["digest"] for r in runs[name]} for name in ("search_exhaustive", "search_ours_sample")}
+    same = len(digests["search_ours_sample"]) == 1 and digests["search_ours_sample"] == digests["search_exhaustive"]
+    cluster_s = summary["search_and_cluster"]["seconds"]
+    ingest = summary["ingest_replace_table"]["rate"]
+    return {
+        "search_ours_sample": f"same pairs as exhaustive: {'yes' if same else 'NO'}",
+        "search_and_cluster": f"target < {CLUSTER_TARGET_S} s: {'met' if cluster_s < CLUSTER_TARGET_S else 'MISSED'}",
+        "ingest_replace_table": f"target >= {INGEST_TARGET_ROWS_S:,} rows/s: "
+                                f"{'met' if ingest >= INGEST_TARGET_ROWS_S else 'MISSED'}",
+    }
+
+
+def print_table(summary: dict[str, dict], verdicts: dict[str, str]) -> None:
+    print("| stage | method | n | median s | per s | vs baseline | peak RSS MiB | check |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for name, case in CASES.items():
+        row = summary[name]
+        speedup = f"{row['rate'] / summary[case.baseline]['rate']:.1f}x" if case.baseline else "-"
+        check = "; ".join(part for part in (verdicts.get(name), row["note"]) if part)
+        print(f"| {case.stage} | {case.method} | {row['items']:,} {case.unit} | {row['seconds']:.3f} | "
+              f"{row['rate']:,.0f} | {speedup} | {row['peak_mib']:.0f} | {check} |")
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    print(f"# Curation benchmark: {args.images} images, {args.hashes:,} hashes (sample {args.sample:,}, "
+          f"radius {args.radius}), {args.rows:,} rows (naive {args.naive_rows:,}); median of {args.runs} runs, "
+          f"pools of {args.workers}")
+    print(f"Python {platform.python_version()}, duckdb {duckdb.__version__}, numpy {np.__version__}, "
+          f"pyarrow {pa.__version__}; {platform.machine()}, {default_workers()} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f} at the start\n")
+    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
+        data = Path(tmp)
+        make_inputs(data, args)
+        runs = {name: [in_child(name, data, args) for _ in range(args.runs)] for name in CASES}
+    summary = summarise(runs)
+    print_table(summary, checks(runs, summary))
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share the CPUs if above ~0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"small inputs, one run: {QUICK}")
+    for name, default in DEFAULTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"default {default:,}")
+    parser.add_argument("--radius", type=int, default=DedupConfig().phash_radius, help="pHash radius")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="pool size for image hashing")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # internal: one measurement
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(CASES[args.case].measure(args.data, args)))
+        return
+    sizes = QUICK if args.quick else DEFAULTS
+    for name, default in sizes.items():  # explicit flags win over --quick
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    benchmark(args)
+
+
+if __name__ == "__main__":
+    main()
