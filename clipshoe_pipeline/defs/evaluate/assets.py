@@ -17,8 +17,6 @@ evaluation of the same checkpoint encodes only new images.
 
 # No `from __future__ import annotations`: Dagster reads config and resource types from the signature.
 
-import base64
-import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +43,7 @@ from clipshoe_pipeline.evaluation.templates import LANGUAGES
 from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, configured_zappos_dir, load_zappos
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
 
 BASELINE = "baseline"
@@ -167,12 +166,7 @@ def headline_numbers(table: pa.Table) -> dict[str, float]:
 def write_plots(table: pa.Table, folder: Path) -> str:
     """R@k curves on the held-out split and Acc@1 per attribute, as PNGs in `folder`
     and inline (markdown) for the UI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     rows = table.to_pylist()
     models = list(dict.fromkeys(row["model"] for row in rows))
     parts = []
@@ -187,7 +181,7 @@ def write_plots(table: pa.Table, folder: Path) -> str:
                     axis.plot(*zip(*points), marker="o", label=model)
             axis.set(title=f"{title} R@k (held-out split)", xlabel="k", ylim=(0, 1))
         axes[0].legend(fontsize=8)
-        parts.append(_save(figure, folder / "retrieval_recall_at_k.png"))
+        parts.append(save_figure(figure, folder / "retrieval_recall_at_k.png"))
     accuracy = [r for r in rows if r["metric"] == "acc" and r["k"] == 1 and r["task"].endswith("/en")]
     if accuracy:
         attributes = sorted({f"{r['dataset']}:{r['attribute']}" for r in accuracy})
@@ -201,19 +195,8 @@ def write_plots(table: pa.Table, folder: Path) -> str:
                         ha="right", fontsize=7)
         axis.set(title="zero-shot Acc@1 per attribute (English prompts)", ylim=(0, 1))
         axis.legend(fontsize=8)
-        parts.append(_save(figure, folder / "zeroshot_acc1.png"))
+        parts.append(save_figure(figure, folder / "zeroshot_acc1.png"))
     return "\n\n".join(parts) or "(nothing to plot)"
-
-
-def _save(figure, path: Path) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    path.write_bytes(buffer.getvalue())
-    return f"![{path.stem}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n\n`{path}`"
 
 
 def _only(table: pa.Table, dataset: str) -> pa.Table:

@@ -9,8 +9,6 @@ by held-out recall — to the `model_checkpoints` table with its lineage.
 
 # No `from __future__ import annotations`: Dagster reads config and resource types from the signature.
 
-import base64
-import io
 import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -28,6 +26,7 @@ from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import ClipTrainer, visible_gpus
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.training.export import ExportError, TrainingData, export_training_data
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import MissingWeights, WeightsSource, resolve_weights
@@ -171,13 +170,8 @@ def epochs_table(records: Sequence[Mapping[str, Any]]) -> str:
 
 def curves_markdown(records: Sequence[Mapping[str, Any]], png: Path) -> str:
     """Loss and recall per epoch as a PNG beside the run, also inlined for the UI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [r["epoch"] for r in records]
-    figure, (loss_axis, recall_axis) = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure, (loss_axis, recall_axis) = pyplot().subplots(1, 2, figsize=(9, 3.2))
     loss_axis.plot(epochs, [r.get("train_loss") for r in records], marker="o", label="train")
     loss_axis.plot(epochs, [r.get("val_clip_val_loss") for r in records], marker="o", label="validation")
     loss_axis.set(title="contrastive loss", xlabel="epoch")
@@ -186,12 +180,7 @@ def curves_markdown(records: Sequence[Mapping[str, Any]], png: Path) -> str:
         recall_axis.plot(epochs, [r.get(f"val_text_to_image_R@{k}") for r in records], marker="o", label=f"text→image R@{k}")
     recall_axis.set(title="validation recall", xlabel="epoch", ylim=(0, 1))
     recall_axis.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    plt.close(figure)
-    png.write_bytes(buffer.getvalue())
-    return f"![training curves](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})\n\n`{png}`"
+    return save_figure(figure, png)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
