@@ -1,11 +1,12 @@
 """Near-duplicate precision/recall against the replay shop's planted duplicates.
 
 Builds the synthetic catalog of all five sites, takes every image without a planted
-defect, computes what curation computes (normalised image -> pHash, dHash, mean
-colour) and scores the duplicate decision at pair level: two images are duplicates
-iff they show the same ShopImage.picture_id. Prints a sweep of the thresholds, the
-recall per transform (crops are the hard positives) and the false merges of colour
-variants (the hard negatives), for choosing DedupConfig's defaults.
+defect, computes what curation computes (normalised image -> pHash, dHash, crop
+window hashes, thumbnail, mean colour) and scores the duplicate decision at pair
+level: two images are duplicates iff they show the same ShopImage.picture_id. Prints
+a sweep of the radii and the verification threshold, the recall per transform (crops
+are the hard positives) and the false merges of colour variants (the hard
+negatives), for choosing DedupConfig's defaults.
 
     python benchmarks/dedup_quality.py --products 400
 Issue #3 asks for precision >= 0.98 and recall >= 0.95 at the default radius.
@@ -14,6 +15,7 @@ Issue #3 asks for precision >= 0.98 and recall >= 0.95 at the default radius.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import sys
@@ -26,7 +28,7 @@ from PIL import ImageStat
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_pairs  # noqa: E402
-from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes  # noqa: E402
+from clipshoe_pipeline.curation.hashing import THUMB_SIDE, perceptual_hashes, thumbnail, window_hashes  # noqa: E402
 from clipshoe_pipeline.curation.images import Normalised, normalise  # noqa: E402
 from replay_shop.catalog import Catalog  # noqa: E402
 
@@ -39,6 +41,7 @@ class PlantedImages:
     dhash: np.ndarray
     window_phash: np.ndarray  # (n, windows): curation.hashing.window_hashes
     window_dhash: np.ndarray
+    thumbnails: np.ndarray  # (n, THUMB_SIDE, THUMB_SIDE) uint8: curation.hashing.thumbnail
     colour: np.ndarray  # (n, 3) mean RGB of the normalised image
     picture: np.ndarray  # ShopImage.picture_id
     transform: np.ndarray
@@ -54,7 +57,8 @@ class PlantedImages:
 
     def pairs(self, config: DedupConfig = DedupConfig()) -> np.ndarray:
         """The pairs curation would call duplicates under `config`."""
-        return duplicate_pairs(self.phash, self.dhash, self.colour, config, self.window_phash, self.window_dhash)
+        return duplicate_pairs(self.phash, self.dhash, self.colour, config, self.window_phash, self.window_dhash,
+                               self.thumbnails)
 
 
 @dataclass
@@ -82,11 +86,13 @@ def planted_images(seed: int, products_per_site: int) -> PlantedImages:
                 colour = [round(c) for c in ImageStat.Stat(normalised.image).mean]
                 rows.append((phash, dhash, colour, image.picture_id, image.transform,
                              hashlib.sha256(data).hexdigest(), product.variant_group or "",
-                             *window_hashes(normalised.image)))
+                             *window_hashes(normalised.image), thumbnail(normalised.image)))
     columns = list(zip(*rows))
     return PlantedImages(phash=np.array(columns[0], dtype=np.int64), dhash=np.array(columns[1], dtype=np.int64),
                          window_phash=np.array(columns[7], dtype=np.int64),
                          window_dhash=np.array(columns[8], dtype=np.int64),
+                         thumbnails=np.frombuffer(b"".join(columns[9]), dtype=np.uint8).reshape(
+                             len(rows), THUMB_SIDE, THUMB_SIDE),
                          colour=np.array(columns[2], dtype=np.int16), picture=np.array(columns[3]),
                          transform=np.array(columns[4]), sha256=np.array(columns[5]),
                          variant_group=np.array(columns[6]))
@@ -120,6 +126,22 @@ def colour_variant_merges(images: PlantedImages, found: np.ndarray) -> int:
     return int(((group_i == group_j) & (group_i != "") & (images.picture[i] != images.picture[j])).sum())
 
 
+def sweep() -> list[DedupConfig]:
+    """A short sweep around the default: the unverified hash rule of old, then each
+    knob of the default moved on its own (the crop index is the slow part)."""
+    default = DedupConfig()
+    unverified = DedupConfig(phash_radius=4, dhash_radius=8, colour_distance=6, crop_phash_radius=6,
+                             crop_dhash_radius=5, verify_distance=None)
+    moves = [{"verify_distance": value} for value in (None, 2.0, 2.5, 3.5, 5.0)]
+    moves += [{"colour_distance": None}, {"phash_radius": 6, "dhash_radius": 12}, {"crop_dhash_radius": 8},
+              {"crop_phash_radius": 4}, {"crop_phash_radius": None}]
+    return [unverified, default] + [dataclasses.replace(default, **move) for move in moves]
+
+
+def _setting(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -132,26 +154,22 @@ def main() -> None:
     print(f"{len(images.phash)} images, {len(set(images.picture))} distinct pictures, {len(truth)} planted "
           f"duplicate pairs ({identical} byte-identical), {len(np.unique(images.phash))} distinct pHashes\n")
 
-    print("| pHash r | dHash r | colour | crop pHash r | crop dHash r | found pairs | precision | recall "
+    print("| pHash r | dHash r | crop pHash r | crop dHash r | verify | colour | found pairs | precision | recall "
           "| crop recall | colour-variant merges |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    # Crop windows quadruple the index: a short sweep around the measured optimum.
-    settings = itertools.chain(
-        itertools.product((4, 8, 12), (4, 8, 16), (3, 8, None), (None,), (8,)),
-        itertools.product((4,), (8,), (3, 6), (4, 5, 6), (4, 5, 6)))
-    for phash_radius, dhash_radius, colour, crop_phash, crop_dhash in settings:
-        config = DedupConfig(phash_radius=phash_radius, dhash_radius=dhash_radius, colour_distance=colour,
-                             crop_phash_radius=crop_phash, crop_dhash_radius=crop_dhash)
-        found = images.pairs(config)
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    found_by = {}
+    for config in sweep():
+        found = found_by[config] = images.pairs(config)
         result = score(found, truth)
         crop_hit, crop_total = transform_recall(images, found, truth)["crop"]
-        print(f"| {phash_radius} | {dhash_radius} | {colour if colour is not None else '-'} | "
-              f"{crop_phash if crop_phash is not None else '-'} | {crop_dhash if crop_phash is not None else '-'} | "
-              f"{len(found)} | {result.precision:.3f} | {result.recall:.3f} | {crop_hit / crop_total:.3f} | "
+        print(f"| {config.phash_radius} | {config.dhash_radius} | {_setting(config.crop_phash_radius)} | "
+              f"{_setting(config.crop_dhash_radius if config.crop_phash_radius is not None else None)} | "
+              f"{_setting(config.verify_distance)} | {_setting(config.colour_distance)} | {len(found)} | "
+              f"{result.precision:.3f} | {result.recall:.3f} | {crop_hit / crop_total:.3f} | "
               f"{colour_variant_merges(images, found)} |")
 
     default = DedupConfig()
-    found = images.pairs(default)
+    found = found_by[default]
     result = score(found, truth)
     print(f"\nDefault {default}: precision {result.precision:.3f}, recall {result.recall:.3f} "
           f"({result.true_pairs} found, {result.false_pairs} false, {result.missed_pairs} missed)\n")

@@ -90,3 +90,13 @@ def test_planted_duplicates_are_merged_and_never_cross_the_split(curated):
         kept[picture[pair["image_url"]]].append(pair)
     repeated = {pid: rows for pid, rows in kept.items() if len(rows) > 1}
     assert not repeated, f"{len(repeated)} planted duplicates survived de-duplication"
+
+
+def test_near_duplicate_rejections_never_drop_a_distinct_picture(curated):
+    catalog, _, _, pairs, rejections = curated
+    picture = {image.url: image.picture_id for site in SITES for p in catalog.products(site) for image in p.images}
+    kept = {picture[pair["image_url"]] for pair in pairs}
+    merged = [picture[r["image_url"]] for r in rejections if r["reason"] == "near_duplicate"]
+    assert merged, "no planted duplicate was merged"
+    lost = [pid for pid in merged if pid not in kept]
+    assert not lost, f"{len(lost)} pictures were merged into another picture's cluster"

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, image_features, run_counts
-from clipshoe_pipeline.curation.hashing import (as_int64, as_uint64, bits_to_int64, dhash, hamming,
-                                                hamming_distances, perceptual_hashes, phash, popcount)
+from clipshoe_pipeline.curation.hashing import (THUMB_SIDE, as_int64, as_uint64, bits_to_int64, dhash, hamming,
+                                                hamming_distances, perceptual_hashes, phash, popcount, thumbnail)
 from clipshoe_pipeline.curation.images import NormaliseConfig
 from replay_shop.catalog import Catalog
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
@@ -70,6 +70,14 @@ def test_int64_round_trip():
         signed = as_int64(unsigned)
         assert -(1 << 63) <= signed < 1 << 63
         assert as_uint64(signed) == unsigned
+
+
+def test_thumbnail_is_the_grey_image_squashed_square_row_major():
+    image = Image.new("RGB", (96, 40), (255, 255, 255))
+    image.paste((0, 0, 0), (0, 0, 48, 40))  # left half black
+    pixels = np.frombuffer(thumbnail(image), dtype=np.uint8).reshape(THUMB_SIDE, THUMB_SIDE)
+    half = THUMB_SIDE // 2
+    assert (pixels[:, :half] == 0).all() and (pixels[:, half:] == 255).all()
 
 
 def test_popcount_and_vectorised_hamming_agree_with_scalar_hamming():
@@ -145,6 +153,7 @@ def test_features_rows_hashes_and_normalised_store(tmp_path, catalog_images):
         assert row["phash"] == phash(original)  # 320 px originals: normalising changes nothing
         assert row["dhash"] == dhash(original)
         assert all(0 <= row[c] <= 255 for c in ("mean_r", "mean_g", "mean_b"))
+        assert row["thumbnail"] == thumbnail(original)
         assert (row["width"], row["height"], row["format"]) == (320, 320, "JPEG")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_clusters
-from clipshoe_pipeline.curation.hashing import CROP_WINDOWS
+from clipshoe_pipeline.curation.hashing import CROP_WINDOWS, THUMB_SIDE
 from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
@@ -129,7 +129,9 @@ def _one_per_cluster(candidates: list[dict[str, Any]], dedup: DedupConfig,
     windows = len(CROP_WINDOWS)
     window_phash = np.array([first[s]["_window_phash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
     window_dhash = np.array([first[s]["_window_dhash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
-    roots = duplicate_clusters(phash, dhash, colour, dedup, window_phash, window_dhash)
+    thumbnails = np.frombuffer(b"".join(first[s]["_thumbnail"] for s in shas), dtype=np.uint8)
+    roots = duplicate_clusters(phash, dhash, colour, dedup, window_phash, window_dhash,
+                               thumbnails.reshape(len(shas), THUMB_SIDE, THUMB_SIDE))
 
     members: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for c in candidates:
@@ -163,6 +165,7 @@ def _pair(product: Mapping[str, Any], image_url: str, caption: str, feature: Map
         "image_url": image_url, "mean_rgb": [feature["mean_r"], feature["mean_g"], feature["mean_b"]],
         # Only for clustering; "_" keys are dropped from the kept rows.
         "_window_phash": feature["window_phash"], "_window_dhash": feature["window_dhash"],
+        "_thumbnail": feature["thumbnail"],
     }
 
 

@@ -1,13 +1,17 @@
 """Near-duplicate pictures into clusters: which pairs are duplicates, then union-find.
 
-The decision combines three cheap signals, because each alone confuses different
-things: candidates are the pairs within `phash_radius` (found by multi-index
-hashing, never all pairs), and a candidate is kept only if its dHash is within
-`dhash_radius` too and, optionally, its mean colours are close, which keeps colour
-variants (the same shoe model photographed in another colour: a different picture
-with the same shape) apart. Re-cropped copies move pHash too far for any safe
-radius, so pairs where one picture's full hashes are near one of the other's crop
-windows' hashes (curation.hashing.window_hashes) are candidates as well.
+Hashes find candidates, a thumbnail comparison decides. Candidates are the pairs
+within `phash_radius` and `dhash_radius` (found by multi-index hashing, never all
+pairs) and, for re-cropped copies, which move pHash too far for any safe radius, the
+pairs where one picture's full hashes are near one of the other's crop windows'
+hashes (curation.hashing.window_hashes). 64 bits cannot tell two photos of one shoe
+kind on a light backdrop apart, and 81 windows per picture multiply such chance
+matches, so each candidate is verified: the window (the whole picture for full
+matches) is cut from one picture's grey thumbnail, its box nudged to undo the
+window grid's misalignment, and compared with the other's thumbnail; it is kept if
+their mean absolute difference is within `verify_distance`. Last, mean colours must
+be close, which keeps colour variants (the same shoe model in another colour, maybe
+in the same pose: alike in grey) apart.
 
 Clusters are the connected components of the kept pairs, labelled by their
 smallest member index. The union-find is vectorised (hook each root onto the
@@ -21,7 +25,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clipshoe_pipeline.curation.hashing import CROP_WINDOWS, THUMB_SIDE
 from clipshoe_pipeline.curation.neardup import as_codes, near_pairs
+
+_FULL_BOX = (0.0, 0.0, 1.0, 1.0)
+# Thumbnails are compared at this side: coarse enough to ignore re-encoding noise
+# and a small watermark, fine enough to see another pose's outline and backdrop.
+COMPARE_SIDE = 16
+# Box refinement: rounds of moving each box edge by one step either way. The window
+# grid is 0.05, so a re-crop is up to 0.025 off per edge: two 0.0125 steps cover it.
+REFINE_STEP = 0.0125
+REFINE_ROUNDS = 2
+_VERIFY_CHUNK = 1 << 14  # candidates compared at once: ~100 MB of temporaries
 
 
 @dataclass(frozen=True)
@@ -29,43 +44,61 @@ class DedupConfig:
     """When two pictures are the same photo. Defaults and their measured precision
     and recall on the replay shop's planted duplicates: benchmarks/dedup_quality.py."""
 
-    phash_radius: int = 4  # Hamming distance, of 64 bits
+    # Candidates: Hamming distances (of 64 bits) of full-image hashes. Looser radii
+    # find nothing more (the crop windows catch those copies) and would widen the gap
+    # to the hash-only split check in defs/curate/checks.py.
+    phash_radius: int = 4
     dhash_radius: int = 8
     # Largest per-channel difference of the mean RGB colours (0-255); None: not checked.
-    # A re-crop moves the mean colour by up to ~6.
-    colour_distance: int | None = 6
+    # A re-crop moves the mean colour by up to 7.
+    colour_distance: int | None = 8
     # Re-cropped copies: a picture's full-image hashes against the other's crop
     # windows (curation.hashing.window_hashes), within these radii; None: not checked.
     crop_phash_radius: int | None = 6
-    crop_dhash_radius: int = 5
+    crop_dhash_radius: int = 10
+    # Largest mean absolute difference (grey levels, 0-255) of the aligned thumbnails;
+    # None: candidates are not verified.
+    verify_distance: float | None = 3.0
 
     def __post_init__(self):
         for name in ("phash_radius", "dhash_radius", "crop_phash_radius", "crop_dhash_radius"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 64:
                 raise ValueError(f"{name} must be in [0, 63], got {value}")
-        if self.colour_distance is not None and self.colour_distance < 0:
-            raise ValueError(f"colour_distance must be >= 0 or None, got {self.colour_distance}")
+        for name in ("colour_distance", "verify_distance"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {value}")
 
 
 def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None,
                     config: DedupConfig = DedupConfig(), window_phash: np.ndarray | None = None,
-                    window_dhash: np.ndarray | None = None) -> np.ndarray:
+                    window_dhash: np.ndarray | None = None, thumbnails: np.ndarray | None = None) -> np.ndarray:
     """Pairs (i, j), i < j, of near-duplicate pictures, shape (k, 2) int64. `phash`
     and `dhash` are 64-bit hashes (int64 or uint64), `colour` the mean RGB per picture,
     shape (n, 3) (unused when config.colour_distance is None). `window_phash` and
     `window_dhash`, shape (n, windows), are the crop windows' hashes; without them (or
-    with config.crop_phash_radius None) re-cropped copies are not looked for."""
+    with config.crop_phash_radius None) re-cropped copies are not looked for.
+    `thumbnails`, shape (n, THUMB_SIDE, THUMB_SIDE) uint8 (curation.hashing.thumbnail),
+    verify the candidates; without them (or with config.verify_distance None) every
+    candidate is a duplicate."""
     phash, dhash = as_codes(phash), as_codes(dhash)
     if len(dhash) != len(phash):
         raise ValueError(f"{len(phash)} pHashes but {len(dhash)} dHashes")
     pairs = near_pairs(phash, config.phash_radius)
     i, j = pairs[:, 0], pairs[:, 1]
-    keep = np.bitwise_count(dhash[i] ^ dhash[j]) <= config.dhash_radius
-    pairs = pairs[keep]
+    pairs = pairs[np.bitwise_count(dhash[i] ^ dhash[j]) <= config.dhash_radius]
+    # Candidates as (picture, picture whose box is cut, box) triples.
+    full, cut = pairs[:, 0], pairs[:, 1]
+    boxes = np.tile(_FULL_BOX, (len(pairs), 1))
     if window_phash is not None and window_dhash is not None and config.crop_phash_radius is not None:
-        pairs = np.unique(np.concatenate([pairs, _crop_pairs(phash, dhash, window_phash, window_dhash, config)]),
-                          axis=0)
+        crop_full, crop_cut, window = _crop_candidates(phash, dhash, window_phash, window_dhash, config)
+        full, cut = np.concatenate([full, crop_full]), np.concatenate([cut, crop_cut])
+        boxes = np.concatenate([boxes, np.asarray(CROP_WINDOWS)[window]])
+    if thumbnails is not None and config.verify_distance is not None:
+        close = aligned_distances(_thumbnails(thumbnails, len(phash)), full, cut, boxes) <= config.verify_distance
+        full, cut = full[close], cut[close]
+    pairs = np.unique(np.stack([np.minimum(full, cut), np.maximum(full, cut)], axis=1).astype(np.int64), axis=0)
     if config.colour_distance is not None:
         colour = _colours(colour, len(phash))
         i, j = pairs[:, 0], pairs[:, 1]
@@ -73,35 +106,90 @@ def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | N
     return pairs.reshape(-1, 2)
 
 
-def _crop_pairs(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndarray, window_dhash: np.ndarray,
-                config: DedupConfig) -> np.ndarray:
-    """Pairs (i, j), i < j, where one picture's full hashes are near a crop window's of the other."""
+def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndarray, window_dhash: np.ndarray,
+                     config: DedupConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, k): picture i's full hashes are near those of picture j's crop window k."""
     n = len(phash)
     window_phash, window_dhash = np.asarray(window_phash), np.asarray(window_dhash)
     if window_phash.ndim != 2 or len(window_phash) != n or window_dhash.shape != window_phash.shape:
         raise ValueError(f"expected window hashes of shape ({n}, windows), got {window_phash.shape} "
                          f"and {window_dhash.shape}")
+    windows = window_phash.shape[1]
     # One index over full and window pHashes; full hashes come first, so a pair
     # (a, b), a < b, is full-vs-window when a < n <= b.
     codes = np.concatenate([phash, as_codes(window_phash.ravel())])
     d_codes = np.concatenate([dhash, as_codes(window_dhash.ravel())])
-    owner = np.concatenate([np.arange(n), np.repeat(np.arange(n), window_phash.shape[1])])
     found = near_pairs(codes, config.crop_phash_radius)
     a, b = found[:, 0], found[:, 1]
-    keep = (a < n) & (b >= n) & (owner[a] != owner[b])
-    a, b = a[keep], b[keep]
-    near = np.bitwise_count(d_codes[a] ^ d_codes[b]) <= config.crop_dhash_radius
-    i, j = owner[a[near]], owner[b[near]]
-    return np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1).astype(np.int64)
+    owner = (b - n) // windows
+    keep = (a < n) & (b >= n) & (owner != a)
+    keep[keep] = np.bitwise_count(d_codes[a[keep]] ^ d_codes[b[keep]]) <= config.crop_dhash_radius
+    return a[keep], owner[keep], (b[keep] - n) % windows
+
+
+def aligned_distances(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """For each candidate, the mean absolute grey difference between picture full[k]'s
+    thumbnail and the box boxes[k] (x0, y0, x1, y1, fractions) cut from picture
+    cut[k]'s, after moving the box's edges to where the difference is least."""
+    distances = np.empty(len(full), dtype=np.float32)
+    for start in range(0, len(full), _VERIFY_CHUNK):
+        part = slice(start, start + _VERIFY_CHUNK)
+        reference = _reduced(thumbnails[full[part]].astype(np.float32))
+        distances[part] = _refined_distances(reference, thumbnails[cut[part]].astype(np.float32),
+                                             np.array(boxes[part], dtype=np.float32))
+    return distances
+
+
+def _refined_distances(reference: np.ndarray, source: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Greedy coordinate descent on the box edges, one REFINE_STEP at a time."""
+    best = _box_distances(reference, source, boxes)
+    for _ in range(REFINE_ROUNDS):
+        for edge in range(4):
+            for step in (-REFINE_STEP, REFINE_STEP):
+                trial = boxes.copy()
+                trial[:, edge] = np.clip(trial[:, edge] + step, 0.0, 1.0)
+                distance = _box_distances(reference, source, trial)
+                better = distance < best
+                best[better], boxes[better] = distance[better], trial[better]
+    return best
+
+
+def _box_distances(reference: np.ndarray, source: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    return np.abs(reference - _sample(source, boxes)).mean(axis=(1, 2))
+
+
+def _reduced(thumbnails: np.ndarray) -> np.ndarray:
+    """Thumbnails box-averaged to COMPARE_SIDE."""
+    factor = THUMB_SIDE // COMPARE_SIDE
+    return thumbnails.reshape(len(thumbnails), COMPARE_SIDE, factor, COMPARE_SIDE, factor).mean(axis=(2, 4))
+
+
+def _sample(thumbnails: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Each thumbnail's box resampled (bilinear) to COMPARE_SIDE x COMPARE_SIDE."""
+    centres = (np.arange(COMPARE_SIDE, dtype=np.float32) + 0.5) / COMPARE_SIDE
+    xs = _pixel_coordinates(boxes[:, 0:1] + centres * (boxes[:, 2:3] - boxes[:, 0:1]))
+    ys = _pixel_coordinates(boxes[:, 1:2] + centres * (boxes[:, 3:4] - boxes[:, 1:2]))
+    x0, y0 = xs.astype(np.int64), ys.astype(np.int64)
+    fx, fy = (xs - x0)[:, None, :], (ys - y0)[:, :, None]
+    rows = np.arange(len(thumbnails))[:, None, None]
+    y0, x0 = y0[:, :, None], x0[:, None, :]
+    top = thumbnails[rows, y0, x0] * (1 - fx) + thumbnails[rows, y0, x0 + 1] * fx
+    bottom = thumbnails[rows, y0 + 1, x0] * (1 - fx) + thumbnails[rows, y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _pixel_coordinates(fractions: np.ndarray) -> np.ndarray:
+    # Pixel centres sit at half-integers; clamped so that x0 + 1 stays inside.
+    return np.clip(fractions * THUMB_SIDE - 0.5, 0.0, THUMB_SIDE - 1.001)
 
 
 def duplicate_clusters(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None,
                        config: DedupConfig = DedupConfig(), window_phash: np.ndarray | None = None,
-                       window_dhash: np.ndarray | None = None) -> np.ndarray:
+                       window_dhash: np.ndarray | None = None, thumbnails: np.ndarray | None = None) -> np.ndarray:
     """The cluster of each picture: the smallest index among its near-duplicates
     (transitively), so a picture without duplicates is its own cluster."""
-    return connected_components(duplicate_pairs(phash, dhash, colour, config, window_phash, window_dhash),
-                                len(phash))
+    return connected_components(
+        duplicate_pairs(phash, dhash, colour, config, window_phash, window_dhash, thumbnails), len(phash))
 
 
 def connected_components(pairs: np.ndarray, n: int) -> np.ndarray:
@@ -141,3 +229,10 @@ def _colours(colour: np.ndarray | None, n: int) -> np.ndarray:
     if colour.shape != (n, 3):
         raise ValueError(f"expected colour of shape ({n}, 3), got {colour.shape}")
     return colour
+
+
+def _thumbnails(thumbnails: np.ndarray, n: int) -> np.ndarray:
+    thumbnails = np.asarray(thumbnails)
+    if thumbnails.shape != (n, THUMB_SIDE, THUMB_SIDE):
+        raise ValueError(f"expected thumbnails of shape ({n}, {THUMB_SIDE}, {THUMB_SIDE}), got {thumbnails.shape}")
+    return thumbnails

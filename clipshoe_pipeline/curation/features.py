@@ -3,7 +3,7 @@
 `image_features` reads each image from the content-addressed store, normalises it
 (curation.images), writes the normalised JPEG to its own content-addressed store
 (`<normalised_dir>/<sha[:2]>/<sha>.jpg`, keyed by the ORIGINAL's sha256, written
-atomically and only if absent) and computes the hashes and colour signal that
+atomically and only if absent) and computes the hashes, thumbnail and colour that
 near-duplicate search uses (curation.hashing). Rejected images get a row too, with
 their reason, so nothing is silently lost.
 
@@ -33,13 +33,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import ImageStat
 
-from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes
+from clipshoe_pipeline.curation.hashing import perceptual_hashes, thumbnail, window_hashes
 from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from scrapers.files import write_once
 
 # Bump when the computation changes without NormaliseConfig changing: old cache rows are then dropped.
-FEATURES_VERSION = 2  # 2: crop-window hashes
+FEATURES_VERSION = 3  # 2: crop-window hashes; 3: verification thumbnail
 STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 # Not an image defect but a store one; never cached, so the image is retried once it is back.
@@ -61,6 +61,8 @@ FEATURES_SCHEMA = pa.schema([
     # The same hashes of curation.hashing.CROP_WINDOWS, in that order: re-cropped copies.
     pa.field("window_phash", pa.list_(pa.int64())),
     pa.field("window_dhash", pa.list_(pa.int64())),
+    # curation.hashing.thumbnail: the grey THUMB_SIDE^2 bytes that verify hash matches.
+    pa.field("thumbnail", pa.binary()),
     # Mean colour of the normalised image, 0-255. int16, not uint8, so that
     # differences taken in numpy do not wrap around.
     pa.field("mean_r", pa.int16()),
@@ -131,7 +133,8 @@ def image_record(sha256: str, path: Path, normalised_dir: Path, config: Normalis
     return original | {"status": STATUS_OK, "reason": None, "norm_path": norm_path,
                        "norm_width": result.image.width, "norm_height": result.image.height,
                        "phash": phash, "dhash": dhash, "window_phash": window_phash,
-                       "window_dhash": window_dhash, "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
+                       "window_dhash": window_dhash, "thumbnail": thumbnail(result.image),
+                       "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
 
 
 def _record_job(job: tuple[str, str], store_dir: Path, normalised_dir: Path,

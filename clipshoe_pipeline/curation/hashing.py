@@ -149,3 +149,18 @@ def window_hashes(image: Image.Image) -> tuple[list[int], list[int]]:
 
 def _rows_to_int64(bits: np.ndarray) -> list[int]:
     return np.packbits(bits, axis=1).view(">i8")[:, 0].astype(np.int64).tolist()
+
+
+# -- verification thumbnail -------------------------------------------------------------
+#
+# 64-bit hashes cannot tell apart two different photos of one shoe kind on a light
+# backdrop (pHash 4-10 bits apart), and crop windows multiply such chance matches.
+# So hash matches are only candidates, checked against a small grey thumbnail
+# (curation.clusters): THUMB_SIDE^2 bytes per image, squashed square like the hashes
+# so that a crop window's box maps onto it.
+THUMB_SIDE = 32
+
+
+def thumbnail(image: Image.Image) -> bytes:
+    """`image` in grey, box-averaged to THUMB_SIDE x THUMB_SIDE, row-major uint8."""
+    return image.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()

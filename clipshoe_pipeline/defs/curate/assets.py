@@ -43,6 +43,7 @@ class CurateConfig(dg.Config):
     colour_distance: float = _DEDUP.colour_distance
     crop_phash_radius: int | None = _DEDUP.crop_phash_radius  # None: re-cropped copies are not looked for
     crop_dhash_radius: int = _DEDUP.crop_dhash_radius
+    verify_distance: float | None = _DEDUP.verify_distance  # None: hash matches are not verified
     test_fraction: float = 0.1
     split_seed: int = 0
     caption_max_chars: int = CaptionConfig().max_chars
@@ -53,7 +54,7 @@ class CurateConfig(dg.Config):
         return CurationConfig(
             dedup=DedupConfig(phash_radius=self.phash_radius, dhash_radius=self.dhash_radius,
                               colour_distance=self.colour_distance, crop_phash_radius=self.crop_phash_radius,
-                              crop_dhash_radius=self.crop_dhash_radius),
+                              crop_dhash_radius=self.crop_dhash_radius, verify_distance=self.verify_distance),
             caption=CaptionConfig(max_chars=self.caption_max_chars),
             test_fraction=self.test_fraction, split_seed=self.split_seed)
 
