@@ -1,12 +1,15 @@
-"""Retrieval metrics: hand-checked ranks with ties and several positives, and the
-chunked computation equal to an independent full-matrix reference."""
+"""Retrieval metrics: hand-checked ranks with ties and several positives, the
+chunked computation equal to an independent full-matrix reference, and the bf16
+screened path equal to the fp32 one, near-ties included."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from clipshoe_pipeline.evaluation.retrieval import retrieval_metrics
+from clipshoe_pipeline.evaluation.retrieval import _screen_thresholds, retrieval_metrics
+
+PRECISIONS = ["fp32", "bf16"]
 
 
 def reference_ranks(queries: np.ndarray, targets: np.ndarray, query_groups, target_groups) -> np.ndarray:
@@ -28,7 +31,8 @@ def grid_embeddings(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rng.integers(-2, 3, size=(n, dim)).astype(np.float32)
 
 
-def test_hand_checked_ties_and_multiple_positives():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_hand_checked_ties_and_multiple_positives(precision):
     # Images on the axes make every score readable: score(text, image j) = text[j].
     images = np.eye(4, dtype=np.float32)
     image_groups = ["a", "a", "b", "c"]
@@ -38,7 +42,7 @@ def test_hand_checked_ties_and_multiple_positives():
                       [0.9, 0.1, 0.2, 0.5]],  # a: the other positive wins -> rank 1
                      dtype=np.float32)
     text_groups = ["a", "b", "c", "a"]
-    result = retrieval_metrics(texts, images, text_groups, image_groups, ks=(1, 2, 3))
+    result = retrieval_metrics(texts, images, text_groups, image_groups, ks=(1, 2, 3), precision=precision)
     assert result.text_to_image.ranks.tolist() == [2, 1, 4, 1]
     assert result.text_to_image.recall == {1: 0.5, 2: 0.75, 3: 0.75}
     assert result.text_to_image.median_rank == 1.5
@@ -49,23 +53,25 @@ def test_hand_checked_ties_and_multiple_positives():
     assert result.image_to_text.recall == {1: 0.75, 2: 0.75, 3: 1.0}
 
 
-def test_collapsed_model_gets_the_worst_rank():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_collapsed_model_gets_the_worst_rank(precision):
     texts, images = np.ones((3, 2), dtype=np.float32), np.ones((3, 2), dtype=np.float32)
-    result = retrieval_metrics(texts, images, [0, 1, 2], [0, 1, 2])
+    result = retrieval_metrics(texts, images, [0, 1, 2], [0, 1, 2], precision=precision)
     assert result.text_to_image.ranks.tolist() == [3, 3, 3]
     assert result.image_to_text.recall[1] == 0.0
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("block_size", [1, 5, 16, 1000])
 @pytest.mark.parametrize("seed", range(3))
-def test_chunked_equals_full_matrix_with_ties(seed, block_size):
+def test_chunked_equals_full_matrix_with_ties(seed, block_size, precision):
     rng = np.random.default_rng(seed)
     groups = 40
     image_groups = np.concatenate([np.arange(groups), rng.integers(0, groups, 60)])  # 1-5 images each
     text_groups = np.concatenate([np.arange(groups), rng.integers(0, groups, 20)])
     rng.shuffle(image_groups), rng.shuffle(text_groups)  # the function must not rely on order
     texts, images = grid_embeddings(rng, len(text_groups), 6), grid_embeddings(rng, len(image_groups), 6)
-    result = retrieval_metrics(texts, images, text_groups, image_groups, block_size=block_size)
+    result = retrieval_metrics(texts, images, text_groups, image_groups, block_size=block_size, precision=precision)
     expected_t2i = reference_ranks(texts, images, text_groups, image_groups)
     expected_i2t = reference_ranks(images, texts, image_groups, text_groups)
     assert result.text_to_image.ranks.tolist() == expected_t2i.tolist()
@@ -89,6 +95,82 @@ def test_chunked_equals_full_matrix_on_normalised_embeddings():
     assert result.text_to_image.ranks.tolist() == reference_ranks(texts, images, keys,
                                                                   [keys[g] for g in image_groups]).tolist()
     assert result.text_to_image.recall[10] > result.text_to_image.recall[1] > 0.1  # signal, not noise
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def near_tie_embeddings(rng: np.random.Generator, groups: int = 60, dim: int = 512):
+    """Normalised embeddings where many negatives score within bf16's error of a
+    query's best positive: copies of a group's image moved off it by 1e-8 to 4e-3
+    (plus exact duplicates), and copies moved orthogonally to the query, whose real
+    score equals the positive's, so only fp32's last bit decides. dim 512 so the
+    matrix products run the production kernels."""
+    products = rng.normal(size=(groups, dim))
+    text_groups = np.concatenate([np.arange(groups), rng.integers(0, groups, groups // 2)])  # several per group
+    texts = unit(products[text_groups] + rng.normal(size=(len(text_groups), dim)))
+    image_groups = np.concatenate([np.arange(groups), rng.integers(0, groups, groups)])
+    images = unit(products[image_groups] + rng.normal(size=(len(image_groups), dim)))
+    copies, copy_groups = [], []
+    for query in range(groups):  # texts 0..groups-1: text g is in group g
+        positive = images[query]  # image g is in group g too
+        other = (query + 1 + rng.integers(groups - 1)) % groups
+        for scale in (0.0, 0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 4e-3):
+            copies.append(positive + scale * rng.normal(size=dim).astype(np.float32))
+            copy_groups.append(other)
+        for _ in range(4):
+            noise = rng.normal(size=dim)
+            noise -= (noise @ texts[query]) * texts[query]
+            copies.append(positive + 1e-6 * noise.astype(np.float32))
+            copy_groups.append(other)
+    images = np.concatenate([images, np.array(copies, dtype=np.float32)])
+    image_groups = np.concatenate([image_groups, copy_groups])
+    return texts, images, text_groups, image_groups
+
+
+@pytest.mark.parametrize("block_size", [37, 4096])
+@pytest.mark.parametrize("seed", range(2))
+def test_bf16_equals_fp32_on_near_ties(seed, block_size):
+    """The reference is fp32 with the default block size: MKL rounds products of
+    small blocks differently, so fp32 with block_size=37 ranks ~40 % of these
+    queries differently (last-bit ties); bf16 must not depend on the block size."""
+    rng = np.random.default_rng(seed)
+    texts, images, text_groups, image_groups = near_tie_embeddings(rng)
+    order = rng.permutation(len(images))  # the function must not rely on order
+    images, image_groups = images[order], image_groups[order]
+    fp32 = retrieval_metrics(texts, images, text_groups, image_groups, precision="fp32")
+    bf16 = retrieval_metrics(texts, images, text_groups, image_groups, block_size=block_size, precision="bf16")
+    assert bf16.text_to_image.ranks.tolist() == fp32.text_to_image.ranks.tolist()
+    assert bf16.image_to_text.ranks.tolist() == fp32.image_to_text.ranks.tolist()
+    assert bf16.text_to_image.median_rank == fp32.text_to_image.median_rank
+    # The near-ties are real: many queries have negatives at or above their best positive.
+    assert np.mean(fp32.text_to_image.ranks > 1) > 0.5
+
+
+def test_screen_thresholds_bound_the_bf16_error():
+    """Every bf16 product score above hi (below lo) must have its fp32 score at or
+    above (below) the threshold, here for thresholds right at the fp32 scores."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    queries, targets = unit(rng.normal(size=(300, 512))), unit(rng.normal(size=(400, 512)))
+    queries_t, targets_t = torch.from_numpy(queries), torch.from_numpy(targets)
+    exact = (queries_t @ targets_t.T).numpy()
+    screened = (queries_t.bfloat16() @ targets_t.bfloat16().T).float().numpy()
+    best = exact[:, 0]  # threshold = each query's score with target 0
+    lo, hi = _screen_thresholds(best, queries, queries_t.bfloat16(), targets, targets_t.bfloat16())
+    assert not np.any((screened > hi[:, None]) & (exact < best[:, None]))
+    assert not np.any((screened < lo[:, None]) & (exact >= best[:, None]))
+    assert np.all(hi - lo < 0.02)  # narrow enough to leave few scores to recompute
+
+
+def test_precision_is_checked():
+    embeddings = np.eye(2, dtype=np.float32)
+    with pytest.raises(ValueError, match="precision must be"):
+        retrieval_metrics(embeddings, embeddings, [0, 1], [0, 1], precision="fp16")
+    with pytest.raises(ValueError, match="CPU only"):
+        retrieval_metrics(embeddings, embeddings, [0, 1], [0, 1], device="cuda", precision="bf16")
 
 
 def test_a_query_without_positives_is_an_error():
