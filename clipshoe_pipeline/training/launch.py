@@ -94,7 +94,7 @@ class EpochRecorder:
                            "samples_per_s": _steady_rate(meter.step_times, started, time.perf_counter(),
                                                          args.batch_size * args.accum_freq * args.world_size),
                            "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None}
-            if "val" not in data:  # no evaluate() call will follow
+            if "val" not in data and is_rank_zero():  # no evaluate() call will follow
                 self._finish(None)
             return result
 
