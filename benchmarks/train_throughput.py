@@ -11,8 +11,9 @@ Two cases, measured side by side in one run, each a real launcher process
 
 samples/s is each epoch's steady-state rate (the launcher leaves the first steps out);
 the table gives the median over epochs after the first (which pays for cuDNN autotuning
-and worker start-up). Peak RSS is the trainer process tree's (workers included),
-sampled every 0.2 s; peak GPU memory is torch's max allocated.
+and worker start-up). Peak memory is the trainer process tree's proportional set size
+(workers included, shared pages counted once), sampled every 0.2 s; peak GPU memory is
+torch's max allocated.
 
 GPU (issue 4's targets on one H100: (a) >= 3000 samples/s, (b)/(a) >= 0.9):
     python benchmarks/train_throughput.py
@@ -80,8 +81,10 @@ def write_csv(images: list[tuple[str, str]], rows: int, path: Path) -> None:
         writer.writerows(images[i % len(images)] for i in range(rows))
 
 
-class TreePeakRSS:
-    """Peak resident memory of a process and its children (data loader workers)."""
+class TreePeakMemory:
+    """Peak memory of a process and its children (data loader workers), as the sum of
+    their proportional set sizes: forked workers share the parent's pages, which a sum
+    of RSS would count once per worker (31-37 GiB for 14 workers on the H100 run)."""
 
     def __init__(self, pid: int):
         self.root = psutil.Process(pid)
@@ -94,7 +97,7 @@ class TreePeakRSS:
         while not self.done.is_set():
             try:
                 tree = [self.root, *self.root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                self.peak = max(self.peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
             self.done.wait(0.2)
@@ -118,9 +121,9 @@ def run_case(name: str, data_args: list[str], args: argparse.Namespace, work: Pa
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "clipshoe_pipeline.training.launch", str(run.path)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    memory = TreePeakRSS(process.pid)
+    memory = TreePeakMemory(process.pid)
     _, stderr = process.communicate()
-    peak_rss = memory.stop()
+    peak_memory = memory.stop()
     if process.returncode:
         raise SystemExit(f"{name}: trainer failed ({process.returncode}); log {run.trainer_log}\n{stderr[-3000:]}")
     records = run.epochs()
@@ -128,7 +131,7 @@ def run_case(name: str, data_args: list[str], args: argparse.Namespace, work: Pa
     steady = rates[1:] or rates
     return {"case": name, "samples_per_s": statistics.median(steady), "epoch_rates": rates,
             "steps_per_epoch": records[0]["steps"], "peak_gpu_mem_gib": records[-1].get("peak_gpu_mem_gib"),
-            "peak_rss_gib": peak_rss / 2**30, "wall_s": time.perf_counter() - started}
+            "peak_pss_gib": peak_memory / 2**30, "wall_s": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -175,12 +178,12 @@ def main() -> None:
           f"{args.steps} steps x {args.epochs} epochs, {args.workers} workers, {len(images)} distinct images "
           f"({'store ' + str(args.image_store) if args.image_store else f'drawn at {STORE_SIDE} px'}, "
           f"prepared in {prepared:.0f} s)")
-    print("| case | samples/s (median) | per epoch | peak GPU mem GiB | peak RSS GiB | wall s |")
+    print("| case | samples/s (median) | per epoch | peak GPU mem GiB | peak PSS GiB | wall s |")
     print("|---|---|---|---|---|---|")
     for r in results:
         gpu_mem = f"{r['peak_gpu_mem_gib']:.1f}" if r["peak_gpu_mem_gib"] is not None else "-"
         print(f"| {r['case']} | {r['samples_per_s']:.0f} | {' / '.join(f'{x:.0f}' for x in r['epoch_rates'])} "
-              f"| {gpu_mem} | {r['peak_rss_gib']:.2f} | {r['wall_s']:.0f} |")
+              f"| {gpu_mem} | {r['peak_pss_gib']:.2f} | {r['wall_s']:.0f} |")
     print(f"| real/synthetic | {ratio:.2f} | | | | |")
 
 
