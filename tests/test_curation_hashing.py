@@ -13,8 +13,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, image_features, run_counts
-from clipshoe_pipeline.curation.hashing import (THUMB_SIDE, as_int64, as_uint64, bits_to_int64, dhash, hamming,
-                                                hamming_distances, perceptual_hashes, phash, popcount, thumbnail)
+from clipshoe_pipeline.curation.hashing import (CROP_WINDOWS, THUMB_SIDE, WINDOW_SIDE, as_int64, as_uint64,
+                                                bits_to_int64, dhash, hamming, hamming_distances, perceptual_hashes,
+                                                phash, popcount, thumbnail, window_hashes)
 from clipshoe_pipeline.curation.images import NormaliseConfig
 from replay_shop.catalog import Catalog
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
@@ -44,6 +45,17 @@ def test_phash_and_dhash_equal_imagehash_bit_for_bit():
         assert phash(image) == expected_p, index
         assert dhash(image) == expected_d, index
         assert perceptual_hashes(image) == (expected_p, expected_d), index
+
+
+def test_window_hashes_equal_pil_crops_hashed_like_whole_images():
+    """window_hashes resamples with matrices that copy Pillow's integer Lanczos; it must
+    stay equal to cropping the 96 px grey image and hashing each crop as imagehash would,
+    so a re-cropped copy's window meets the other copy's whole-image hashes (a Pillow
+    upgrade that changes its resampling would show here)."""
+    for index, image in enumerate(varied_images()):
+        grey = image.convert("L").resize((WINDOW_SIDE, WINDOW_SIDE), Image.Resampling.LANCZOS)
+        crops = [grey.crop(tuple(round(edge * WINDOW_SIDE) for edge in window)) for window in CROP_WINDOWS]
+        assert window_hashes(image) == ([phash(c) for c in crops], [dhash(c) for c in crops]), index
 
 
 def test_hamming_equals_imagehash_difference():
