@@ -25,6 +25,10 @@ storage:
 telemetry:
   enabled: false
 concurrency:
+  pools:
+    # Pools limit steps across runs; ours is "gpu" (finetuned_clip): one training at a
+    # time, since trainings share the GPUs and the training export folder.
+    default_limit: 1
   runs:
     # One crawl per site: runs of a partition carry the tag dagster/partition=<site>,
     # and a limit per unique value keeps two runs of one site (which would share its

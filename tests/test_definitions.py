@@ -77,8 +77,10 @@ def test_the_default_dagster_home_keeps_history_and_limits_one_run_per_site(tmp_
     home = ensure_dagster_home()
     assert home == tmp_path / "data" / "dagster_home" and (home / "dagster.yaml").exists()
     with dg.DagsterInstance.from_config(str(home)) as instance:  # the yaml is valid instance config
-        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        concurrency = instance.get_concurrency_config()
+    limits = concurrency.run_queue_config.tag_concurrency_limits
     assert limits == [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+    assert concurrency.pool_config.default_pool_limit == 1  # one training (pool "gpu") at a time
 
 
 def test_an_empty_dagster_home_counts_as_unset(tmp_path, monkeypatch):
