@@ -4,11 +4,18 @@ missing weights and a missing Zappos copy reported, never scored."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import dagster as dg
+import pyarrow as pa
 import pytest
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.definitions import defs
+from clipshoe_pipeline.defs.evaluate.checks import (model_metrics_rates_in_range,
+                                                    model_metrics_same_queries_for_every_model)
+from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA
+from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZAPPOS_DIR_ENV
 from clipshoe_pipeline.training.models import TINY_MODEL
 from tests.curated_fixture import write_curated_pairs
@@ -17,6 +24,7 @@ from tests.test_finetune_asset import TINY
 
 pytestmark = pytest.mark.slow
 
+WHEN = datetime(2026, 11, 27, tzinfo=timezone.utc)
 TINY_BASELINE = {"baseline_model": TINY_MODEL, "baseline_pretrained": None, "baseline_random_init": True}
 
 
@@ -64,6 +72,8 @@ def test_baseline_and_finetuned_side_by_side_on_zappos_and_the_held_out_split(da
     (history,) = db.query("SELECT count(DISTINCT evaluated_at) AS runs FROM metrics")
     assert history["runs"] == 2  # each evaluation appends
 
+    checks = {c.check_name: c.passed for c in again.get_asset_check_evaluations()}
+    assert checks == {"model_metrics_rates_in_range": True, "model_metrics_same_queries_for_every_model": True}
     metadata = metadata_of(again)
     assert metadata["zappos"]["items"] == 5 and metadata["zappos"]["duplicate_rows"] == 1
     assert metadata["zappos"]["images_without_row"] == 1 and metadata["zappos"]["rows_without_image"] == 1
@@ -88,3 +98,15 @@ def test_missing_weights_and_zappos_are_reported_not_scored(data_dir):
         assert not nothing.success  # the default baseline's weights are not here, and nothing else is
     assert not any(r["dataset"] == "ut-zappos50k" for r in CatalogDB(
         path=str(data_dir / "clipshoe.duckdb")).query("SELECT dataset FROM metrics"))
+
+
+def test_checks_catch_impossible_rates_and_uneven_query_counts(tmp_path):
+    db = CatalogDB(path=str(tmp_path / "clipshoe.duckdb"))
+    rows = pa.Table.from_pylist([
+        {"model": model, "checkpoint": "c", "dataset": "d", "task": "retrieval", "attribute": None,
+         "metric": "image_retrieval_recall", "k": 1, "value": value, "n": n, "evaluated_at": WHEN}
+        for model, value, n in (("baseline", 0.5, 10), ("finetuned", 1.5, 9))], schema=METRICS_SCHEMA)
+    write_parquet_atomic(rows, tmp_path / "metrics.parquet")
+    db.replace_table("metrics", tmp_path / "metrics.parquet")
+    assert not model_metrics_rates_in_range(catalog=db).passed
+    assert not model_metrics_same_queries_for_every_model(catalog=db).passed
