@@ -2,8 +2,12 @@
 # The whole GPU check for a lent device machine, in one command (see benchmarks/RESULTS.md).
 # Installs the carried wheels (.whl/: open_clip_torch, ftfy, wcwidth, webdataset,
 # braceexpand; the device image has torch, timm, pillow, pyarrow, psutil), then runs the
-# training throughput benchmark (issue 4) and the retrieval benchmark on CUDA (issue 5).
+# training throughput sweep (issue 4: compile, compile+fused AdamW, CUDA graphs, then real
+# data for the fastest), within TRAIN_BUDGET_S seconds of starting cases, and, with
+# RUN_EVAL=1, the retrieval benchmark on CUDA (issue 5, recorded already).
 # Usage there:  bash benchmarks/gpu_check.sh   (results also under $OUT when set)
+# Test it here first:  TRAIN_ARGS="--cpu --workers 1 --epochs 2 --steps 5 --variants eager,fused" \
+#                      PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -16,5 +20,9 @@ fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
 $PYTHON -c "import torch, open_clip; print('torch', torch.__version__, 'open_clip', open_clip.__version__)"
-$PYTHON benchmarks/train_throughput.py ${TRAIN_ARGS:-} --json "$OUT/train_throughput.json" 2>&1 | tee "$OUT/train_throughput.log" | grep -v "^\s*$" | tail -12
-$PYTHON benchmarks/evaluate.py ${EVAL_ARGS:---device cuda} 2>&1 | tee "$OUT/evaluate.log" | tail -14
+$PYTHON benchmarks/train_throughput.py ${TRAIN_ARGS:---steps 60 --epochs 3} --budget-s "${TRAIN_BUDGET_S:-420}" \
+  --json "$OUT/train_throughput.json" 2>"$OUT/train_throughput.err" | tee "$OUT/train_throughput.log"
+tail -40 "$OUT/train_throughput.err"
+if [ "${RUN_EVAL:-0}" = 1 ]; then
+  $PYTHON benchmarks/evaluate.py ${EVAL_ARGS:---device cuda} 2>&1 | tee "$OUT/evaluate.log" | tail -14
+fi

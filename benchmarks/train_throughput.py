@@ -1,7 +1,7 @@
 """Training throughput of the fine-tuning path: open_clip's trainer through our launcher.
 
-Two cases, measured side by side in one run, each a real launcher process
-(clipshoe_pipeline.training.launch, i.e. open_clip_train.main with our epoch records):
+Each case is a real launcher process (clipshoe_pipeline.training.launch, i.e.
+open_clip_train.main with our epoch records and speed settings), on one of two inputs:
 
   (a) synthetic  open_clip's `--dataset-type synthetic`: one in-memory image, no
                  decoding — the ceiling of the model + optimizer step;
@@ -9,11 +9,19 @@ Two cases, measured side by side in one run, each a real launcher process
                  shoe pictures drawn here at the store's size), read through the CSV
                  loader with `--workers` processes — what a fine-tuning run gets.
 
+Speed variants (`--variants`, measured side by side in one run, in the order given):
+eager, fused (AdamW fused=True), compile (torch.compile default mode, open_clip's
+--torchcompile), compile+fused, cudagraphs+fused (mode reduce-overhead), autotune+fused
+(max-autotune-no-cudagraphs). Every variant runs on (a); (b) runs for the fastest one,
+since (b)/(a) is a property of the loader. A variant that fails is reported and the
+sweep goes on; `--budget-s` stops starting new cases once that much time has passed, so
+the whole check fits a lent machine's time.
+
 samples/s is each epoch's steady-state rate (the launcher leaves the first steps out);
-the table gives the median over epochs after the first (which pays for cuDNN autotuning
-and worker start-up). Peak memory is the trainer process tree's proportional set size
-(workers included, shared pages counted once), sampled every 0.2 s; peak GPU memory is
-torch's max allocated.
+the table gives the median over epochs after the first (which pays for compilation,
+cuDNN autotuning and worker start-up). Peak memory is the trainer process tree's
+proportional set size (workers included, shared pages counted once), sampled every
+0.2 s; peak GPU memory is torch's max allocated.
 
 GPU (issue 4's targets on one H100: (a) >= 3000 samples/s, (b)/(a) >= 0.9):
     python benchmarks/train_throughput.py
@@ -34,6 +42,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -108,14 +117,33 @@ class TreePeakMemory:
         return self.peak
 
 
-def run_case(name: str, data_args: list[str], args: argparse.Namespace, work: Path) -> dict:
+@dataclass(frozen=True)
+class Variant:
+    compile_mode: str | None
+    fused_adamw: bool
+
+
+VARIANTS = {
+    "eager": Variant(None, False),
+    "fused": Variant(None, True),
+    "compile": Variant("default", False),
+    "compile+fused": Variant("default", True),
+    "cudagraphs+fused": Variant("reduce-overhead", True),
+    "autotune+fused": Variant("max-autotune-no-cudagraphs", True),
+}
+
+
+def run_case(variant: str, case: str, data_args: list[str], args: argparse.Namespace, work: Path) -> dict:
+    """One launcher process; its result, or the reason it failed."""
     trainer_args = ["--model", args.model, "--batch-size", str(args.batch_size), "--precision", args.precision,
                     "--epochs", str(args.epochs), "--lr", "5e-6", "--wd", "0.1", "--warmup", "10",
                     "--workers", str(args.workers), "--device", args.device, "--save-frequency", "0",
                     "--log-every-n-steps", "20", *data_args, *args.extra]
-    spec = RunSpec(model=args.model, trainer_args=trainer_args, lineage={"benchmark": name},
-                   gpus=1 if args.device == "cuda" else 0)
-    run = RunDir(work / "runs" / f"{name}-{spec.name}")
+    speed = VARIANTS[variant]
+    spec = RunSpec(model=args.model, trainer_args=trainer_args, lineage={"benchmark": case},
+                   gpus=1 if args.device == "cuda" else 0, compile_mode=speed.compile_mode,
+                   fused_adamw=speed.fused_adamw)
+    run = RunDir(work / "runs" / f"{variant}-{case}-{spec.name}")
     run.write_spec(spec)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
@@ -124,14 +152,17 @@ def run_case(name: str, data_args: list[str], args: argparse.Namespace, work: Pa
     memory = TreePeakMemory(process.pid)
     _, stderr = process.communicate()
     peak_memory = memory.stop()
-    if process.returncode:
-        raise SystemExit(f"{name}: trainer failed ({process.returncode}); log {run.trainer_log}\n{stderr[-3000:]}")
+    result = {"variant": variant, "case": case, "wall_s": time.perf_counter() - started,
+              "peak_pss_gib": peak_memory / 2**30}
     records = run.epochs()
     rates = [r["samples_per_s"] for r in records if r.get("samples_per_s")]
-    steady = rates[1:] or rates
-    return {"case": name, "samples_per_s": statistics.median(steady), "epoch_rates": rates,
-            "steps_per_epoch": records[0]["steps"], "peak_gpu_mem_gib": records[-1].get("peak_gpu_mem_gib"),
-            "peak_pss_gib": peak_memory / 2**30, "wall_s": time.perf_counter() - started}
+    if process.returncode or not rates:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        print(f"{variant} / {case}: trainer failed ({process.returncode}); log {run.trainer_log}\n"
+              + "\n".join(lines[-30:]), file=sys.stderr)
+        return {**result, "failed": lines[-1][:200] if lines else f"exit {process.returncode}"}
+    return {**result, "samples_per_s": statistics.median(rates[1:] or rates), "epoch_rates": rates,
+            "steps_per_epoch": records[0]["steps"], "peak_gpu_mem_gib": records[-1].get("peak_gpu_mem_gib")}
 
 
 def main() -> None:
@@ -147,6 +178,10 @@ def main() -> None:
     parser.add_argument("--image-store", type=Path, default=None, help="read JPEGs from here instead of drawing")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated, of {', '.join(VARIANTS)}; default compile,compile+fused,"
+                             "cudagraphs+fused (GPU) / eager,fused (--cpu)")
+    parser.add_argument("--budget-s", type=float, default=None, help="start no case after this many seconds")
     parser.add_argument("extra", nargs="*", help="further open_clip_train flags, after --")
     args = parser.parse_args()
     gpu = not args.cpu
@@ -157,6 +192,9 @@ def main() -> None:
     args.steps = args.steps or (120 if gpu else 10)
     args.images = args.images or (8192 if gpu else 256)
     args.workers = args.workers if args.workers is not None else max(1, (os.cpu_count() or 2) - 2)
+    variants = (args.variants or ("compile,compile+fused,cudagraphs+fused" if gpu else "eager,fused")).split(",")
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     work = args.work or Path(tempfile.mkdtemp(prefix="clipshoe-train-bench-"))
     samples = args.steps * args.batch_size
 
@@ -164,27 +202,57 @@ def main() -> None:
     images = image_list(args.image_store, args.images, work, max(1, os.cpu_count() or 1))
     write_csv(images, samples, work / "train.csv")
     prepared = time.perf_counter() - started
-    results = [
-        run_case("synthetic", ["--dataset-type", "synthetic", "--train-num-samples", str(samples)], args, work),
-        run_case("real_data", ["--dataset-type", "csv", "--train-data", str(work / "train.csv"),
-                               "--csv-separator", CSV_SEPARATOR], args, work),
-    ]
-    ratio = results[1]["samples_per_s"] / results[0]["samples_per_s"]
+    cases = {"synthetic": ["--dataset-type", "synthetic", "--train-num-samples", str(samples)],
+             "real_data": ["--dataset-type", "csv", "--train-data", str(work / "train.csv"),
+                           "--csv-separator", CSV_SEPARATOR]}
+
+    def within_budget() -> bool:
+        return args.budget_s is None or time.perf_counter() - started < args.budget_s
+
+    results, skipped = [], []
+    for variant in variants:
+        if within_budget():
+            results.append(run_case(variant, "synthetic", cases["synthetic"], args, work))
+            print(_row(results[-1], results[0]), flush=True)
+        else:
+            skipped.append(f"{variant}/synthetic")
+    measured = [r for r in results if "samples_per_s" in r]
+    fastest = max(measured, key=lambda r: r["samples_per_s"], default=None)
+    ratio = None
+    if fastest and within_budget():
+        results.append(run_case(fastest["variant"], "real_data", cases["real_data"], args, work))
+        if "samples_per_s" in results[-1]:
+            ratio = results[-1]["samples_per_s"] / fastest["samples_per_s"]
+    elif fastest:
+        skipped.append(f"{fastest['variant']}/real_data")
     device = _device_name(gpu)
     if args.json:
         args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "ratio": ratio}, indent=2))
+                                         "results": results, "ratio": ratio, "skipped": skipped}, indent=2))
     print(f"\ndevice: {device}; model {args.model}, batch {args.batch_size}, {args.precision}, "
           f"{args.steps} steps x {args.epochs} epochs, {args.workers} workers, {len(images)} distinct images "
           f"({'store ' + str(args.image_store) if args.image_store else f'drawn at {STORE_SIDE} px'}, "
           f"prepared in {prepared:.0f} s)")
-    print("| case | samples/s (median) | per epoch | peak GPU mem GiB | peak PSS GiB | wall s |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | case | samples/s (median) | vs first | per epoch | peak GPU mem GiB | peak PSS GiB | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        gpu_mem = f"{r['peak_gpu_mem_gib']:.1f}" if r["peak_gpu_mem_gib"] is not None else "-"
-        print(f"| {r['case']} | {r['samples_per_s']:.0f} | {' / '.join(f'{x:.0f}' for x in r['epoch_rates'])} "
-              f"| {gpu_mem} | {r['peak_pss_gib']:.2f} | {r['wall_s']:.0f} |")
-    print(f"| real/synthetic | {ratio:.2f} | | | | |")
+        print(_row(r, results[0]))
+    if ratio is not None:
+        print(f"| {fastest['variant']} | real/synthetic | {ratio:.2f} | | | | | |")
+    if skipped:
+        print(f"skipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
+
+
+def _row(result: dict, first: dict) -> str:
+    head = f"| {result['variant']} | {result['case']} |"
+    if "failed" in result:
+        return f"{head} failed: {result['failed']} | | | | {result['peak_pss_gib']:.2f} | {result['wall_s']:.0f} |"
+    vs_first = (f"{result['samples_per_s'] / first['samples_per_s']:.2f}x" if first.get("samples_per_s")
+                and result["case"] == first["case"] else "")
+    gpu_mem = f"{result['peak_gpu_mem_gib']:.1f}" if result["peak_gpu_mem_gib"] is not None else "-"
+    return (f"{head} {result['samples_per_s']:.0f} | {vs_first} | "
+            f"{' / '.join(f'{x:.0f}' for x in result['epoch_rates'])} | {gpu_mem} | "
+            f"{result['peak_pss_gib']:.2f} | {result['wall_s']:.0f} |")
 
 
 def _device_name(gpu: bool) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+import torch
 
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
+from clipshoe_pipeline.training.launch import speed_settings
 from clipshoe_pipeline.training.models import TINY_MODEL
 from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
@@ -26,8 +28,8 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     cpu = config.trainer_args(gpus=0, pretrained=None)
     assert (flag(cpu, "--precision"), flag(cpu, "--device")) == ("fp32", "cpu") and "--pretrained" not in cpu
     ddp = FinetuneConfig(lock_image=True, lock_image_unlocked_groups=2, grad_checkpointing=True,
-                         extra_args=["--torchcompile"]).trainer_args(gpus=8, pretrained="x")
-    assert {"--local-loss", "--gather-with-grad", "--lock-image", "--grad-checkpointing", "--torchcompile"} <= set(ddp)
+                         extra_args=["--opt", "timm/adamw"]).trainer_args(gpus=8, pretrained="x")
+    assert {"--local-loss", "--gather-with-grad", "--lock-image", "--grad-checkpointing", "--opt"} <= set(ddp)
     assert flag(ddp, "--lock-image-unlocked-groups") == "2"
 
 
@@ -38,11 +40,42 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     ({"precision": "fp8"}, "precision"),
     ({"lock_text_unlocked_layers": 2}, "needs lock_text"),
     ({"extra_args": ["--resume", "x"]}, "set by the asset"),
+    ({"extra_args": ["--torchcompile"]}, "set by the asset"),
+    ({"torch_compile": "fastest"}, "torch_compile"),
     ({"val_fraction": 1.0}, "less than 1"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(fields, message):
     with pytest.raises(pydantic.ValidationError, match=message):
         FinetuneConfig(**fields)
+
+
+def test_compiled_on_gpus_eager_on_the_cpu_and_cuda_graphs_on_one_gpu_only(tmp_path):
+    assert (FinetuneConfig().compile_mode(1), FinetuneConfig().compile_mode(0)) == ("default", None)
+    assert FinetuneConfig(torch_compile="off").compile_mode(4) is None
+    assert FinetuneConfig(torch_compile="reduce-overhead").compile_mode(1) == "reduce-overhead"
+    with pytest.raises(ValueError, match="one GPU only"):
+        FinetuneConfig(torch_compile="reduce-overhead").compile_mode(2)
+    run = RunDir(tmp_path / "run")
+    assert "--torchcompile" in run.trainer_argv(RunSpec("m", [], {}, compile_mode="default"))
+    assert "--torchcompile" not in run.trainer_argv(RunSpec("m", [], {}))
+    # Speed settings resume the same run: they change how fast it goes, not what it learns.
+    assert RunSpec("m", [], {}, compile_mode="default", fused_adamw=True).name == RunSpec("m", [], {}).name
+
+
+def test_speed_settings_reach_the_trainer_and_are_undone_after_it(monkeypatch):
+    import types
+
+    from torch._inductor import config as inductor_config
+
+    trainer_main = types.SimpleNamespace(optim=torch.optim)
+    spec = RunSpec("m", [], {}, compile_mode="max-autotune-no-cudagraphs", fused_adamw=True)
+    with speed_settings(trainer_main, spec):
+        optimizer = trainer_main.optim.AdamW([torch.nn.Parameter(torch.ones(3))], lr=0.1)
+        assert optimizer.defaults["fused"] is True and trainer_main.optim.SGD is torch.optim.SGD
+        assert inductor_config.max_autotune is True
+    assert trainer_main.optim is torch.optim and inductor_config.max_autotune is False
+    with speed_settings(trainer_main, RunSpec("m", [], {})):
+        assert trainer_main.optim is torch.optim and inductor_config.max_autotune is False
 
 
 def test_one_gpu_runs_plain_python_several_run_torchrun_and_the_cpu_hides_gpus(tmp_path):

@@ -12,6 +12,8 @@ schedule, checkpoints, `--resume latest`. What we add, around it rather than in 
    validation recalls, into `epochs.jsonl`, streamed to Dagster when under Pipes.
 3. The best checkpoint by held-out recall (`best.pt`: weights + lineage), saved when an
    epoch beats the previous best, since open_clip keeps only the latest train state.
+4. Speed settings open_clip has no flag for: the torch.compile mode behind its
+   `--torchcompile` (e.g. reduce-overhead: CUDA graphs), and AdamW with fused=True.
 
 Before resuming, a checkpoint left truncated by a killed save is removed, because
 `--resume latest` would pick it and fail to unpickle it.
@@ -19,6 +21,7 @@ Before resuming, a checkpoint left truncated by a killed save is removed, becaus
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -132,6 +135,30 @@ def save_best(run: RunDir, model: Any, record: dict[str, Any]) -> None:
     os.replace(tmp, run.best)
 
 
+@contextmanager
+def speed_settings(trainer_main: Any, spec: RunSpec) -> Iterator[None]:
+    """The spec's compile mode (inductor's options for it, applied while main() compiles
+    lazily at the first step) and fused AdamW (the optimizer main() builds as optim.AdamW)."""
+    with ExitStack() as stack:
+        if spec.compile_mode:
+            from torch._inductor import config as inductor_config, list_mode_options
+
+            stack.enter_context(inductor_config.patch(list_mode_options(spec.compile_mode)))
+        if spec.fused_adamw:
+            stack.callback(setattr, trainer_main, "optim", trainer_main.optim)
+            trainer_main.optim = _FusedAdamWOptim()
+        yield
+
+
+class _FusedAdamWOptim:
+    """torch.optim, as open_clip_train.main sees it, with AdamW fused (one kernel per step)."""
+
+    AdamW = staticmethod(functools.partial(torch.optim.AdamW, fused=True))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch.optim, name)
+
+
 def plain(value: Any) -> Any:
     """`value` with numpy and torch scalars turned into Python numbers."""
     return json.loads(json.dumps(value, default=lambda scalar: scalar.item()))
@@ -169,8 +196,10 @@ def main(argv: list[str]) -> None:
                 _log(pipes, f"removed truncated checkpoint {checkpoint.name} (a killed save)")
             resumed = run.latest_checkpoint_epoch()
             _log(pipes, f"resuming from epoch {resumed}" if resumed else "starting from epoch 0")
+            _log(pipes, f"torch.compile: {spec.compile_mode or 'off'}; fused AdamW: {spec.fused_adamw}")
             stack.enter_context(_forward_trainer_log(pipes))
         EpochRecorder(run, pipes).install(trainer_main)
+        stack.enter_context(speed_settings(trainer_main, spec))
         trainer_main.main(run.trainer_argv(spec))
         # open_clip set every logger to INFO; torch's would print compile statistics at exit.
         for name in list(logging.root.manager.loggerDict):

@@ -39,6 +39,9 @@ class RunSpec:
     lineage: dict[str, Any]  # model config, weights, data snapshot, code version
     gpus: int = 0  # 0: no GPU (the CPU); N >= 1: torchrun with N processes
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the trainer
+    # Speed, not outcome (left out of the name): torch.compile mode (None: eager), fused AdamW.
+    compile_mode: str | None = None
+    fused_adamw: bool = False
 
     @property
     def name(self) -> str:
@@ -84,8 +87,9 @@ class RunDir:
     def trainer_argv(self, spec: RunSpec) -> list[str]:
         """The complete open_clip argv: the spec's flags plus where to keep state, and
         `--resume latest`, which continues from the newest checkpoint if there is one."""
+        compile_flag = ["--torchcompile"] if spec.compile_mode else []
         return ["--save-frequency", "1", "--delete-previous-checkpoint", *spec.trainer_args,  # argparse: last wins
-                "--logs", str(self.runs_root), "--name", self.path.name, "--resume", "latest"]
+                *compile_flag, "--logs", str(self.runs_root), "--name", self.path.name, "--resume", "latest"]
 
     def latest_checkpoint_epoch(self) -> int | None:
         epochs = [_epoch_of(p) for p in self.checkpoints.glob("epoch_*.pt")]

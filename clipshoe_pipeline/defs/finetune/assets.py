@@ -102,6 +102,7 @@ def prepare_run(config: FinetuneConfig) -> tuple[RunDir, RunSpec, WeightsSource,
         raise dg.Failure("no curated_pairs Parquet found: materialize curated_pairs first")
     gpus = visible_gpus() if config.gpus is None else config.gpus
     try:
+        compile_mode = config.compile_mode(gpus)
         weights = resolve_weights(config.model, config.pretrained, allow_random_init=config.allow_random_init)
         data = export_training_data(pq.read_table(paths.curated_pairs_parquet).to_pylist(), paths.root,
                                     paths.training_export, config.export())
@@ -112,7 +113,8 @@ def prepare_run(config: FinetuneConfig) -> tuple[RunDir, RunSpec, WeightsSource,
                          f"on {max(gpus, 1)} process(es): lower batch_size")
     spec = RunSpec(model=config.model, trainer_args=config.trainer_args(gpus=gpus, pretrained=weights.value)
                    + data.trainer_args(), lineage=lineage(config, weights, data), gpus=gpus,
-                   env={"HF_HUB_OFFLINE": "1"} if weights.kind == "tag" else {})
+                   env={"HF_HUB_OFFLINE": "1"} if weights.kind == "tag" else {},
+                   compile_mode=compile_mode, fused_adamw=config.fused_adamw)
     run = RunDir(paths.training_runs / spec.name)
     run.write_spec(spec)
     return run, spec, weights, data

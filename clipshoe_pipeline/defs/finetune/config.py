@@ -4,6 +4,8 @@ Defaults follow the anchors' fine-tuning practice (../shared/docs/REFERENCES.md)
 a learning rate two orders below open_clip's from-scratch default (5e-4 would wipe
 out the pretrained features), weight decay 0.1, a short warm-up, few epochs, bf16
 autocast on GPUs. FashionCLIP used lr 1e-6 for ViT-L-14; 5e-6 suits ViT-B-32.
+Speed settings (torch.compile, fused AdamW) change how fast a run goes, not what it
+learns, so they are not part of a run's identity: changing them resumes the same run.
 """
 
 from typing import Literal
@@ -14,6 +16,9 @@ from pydantic import Field, model_validator
 from clipshoe_pipeline.training.export import ExportConfig
 
 Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pure_fp16", "fp32"]
+# torch.compile modes; those with CUDA graphs are for one GPU (DDP's hooks run outside graphs)
+CompileMode = Literal["auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"]
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 class FinetuneConfig(dg.Config):
@@ -44,6 +49,12 @@ class FinetuneConfig(dg.Config):
     val_max_pairs: int = Field(default=ExportConfig.val_max_pairs, ge=1)
     webdataset_min_pairs: int = Field(default=ExportConfig.webdataset_min_pairs, ge=1)
     log_every_n_steps: int = Field(default=50, ge=1)
+    torch_compile: CompileMode = Field(
+        default="auto", description="open_clip's --torchcompile with this torch.compile mode; auto: default mode "
+        "on GPUs (+37% samples/s for ViT-B-32 on an H100, ~1 min to compile), off on the CPU.")
+    fused_adamw: bool = Field(
+        default=True, description="AdamW with fused=True: one kernel per step instead of per-tensor loops "
+        "(open_clip's own optimizer otherwise; timm optimizers from --opt are left as they are).")
     extra_args: list[str] = Field(default_factory=list, description="Further open_clip_train flags, verbatim.")
 
     @model_validator(mode="after")
@@ -52,7 +63,7 @@ class FinetuneConfig(dg.Config):
             raise ValueError("lock_image_unlocked_groups needs lock_image")
         if self.lock_text_unlocked_layers and not self.lock_text:
             raise ValueError("lock_text_unlocked_layers needs lock_text")
-        for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained"):
+        for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained", "--torchcompile"):
             if flag in self.extra_args:
                 raise ValueError(f"{flag} is set by the asset, not through extra_args")
         return self
@@ -60,6 +71,14 @@ class FinetuneConfig(dg.Config):
     def export(self) -> ExportConfig:
         return ExportConfig(val_fraction=self.val_fraction, val_max_pairs=self.val_max_pairs,
                             webdataset_min_pairs=self.webdataset_min_pairs, seed=self.seed)
+
+    def compile_mode(self, gpus: int) -> str | None:
+        """The torch.compile mode for a run on `gpus` GPUs (0: CPU); None: eager."""
+        mode = self.torch_compile if self.torch_compile != "auto" else ("default" if gpus else "off")
+        if mode in CUDA_GRAPH_MODES and gpus > 1:
+            raise ValueError(f"torch_compile={mode!r} records CUDA graphs, which this asset runs on one GPU only "
+                             f"({gpus} requested): use 'default' or 'max-autotune-no-cudagraphs'")
+        return None if mode == "off" else mode
 
     def trainer_args(self, *, gpus: int, pretrained: str | None) -> list[str]:
         """open_clip_train flags for this config on `gpus` GPUs (0: CPU)."""
