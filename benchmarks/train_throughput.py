@@ -1,10 +1,12 @@
 """Training throughput of the fine-tuning path: open_clip's trainer through our launcher.
 
 Each case is a real launcher process (clipshoe_pipeline.training.launch, i.e.
-open_clip_train.main with our epoch records and speed settings), on one of two inputs:
+open_clip_train.main with our epoch records and speed settings), on one of three inputs:
 
-  (a) synthetic  open_clip's `--dataset-type synthetic`: one in-memory image, no
-                 decoding — the ceiling of the model + optimizer step;
+  (a) tensors    one batch already on the device, every step (benchmarks/tensor_input.py):
+                 the ceiling of the model + optimizer step, nothing else measured;
+      synthetic  open_clip's `--dataset-type synthetic`: its data loader over one blank
+                 image (transform, tokenizer, collation, pinning, copy; no decoding);
   (b) real data  JPEGs from a normalised image store (ours: `--image-store DIR`, or
                  shoe pictures drawn here at the store's size), read through the CSV
                  loader with `--workers` processes — what a fine-tuning run gets.
@@ -12,10 +14,10 @@ open_clip_train.main with our epoch records and speed settings), on one of two i
 Speed variants (`--variants`, measured side by side in one run, in the order given):
 eager, fused (AdamW fused=True), compile (torch.compile default mode, open_clip's
 --torchcompile), compile+fused, cudagraphs+fused (mode reduce-overhead), autotune+fused
-(max-autotune-no-cudagraphs). Every variant runs on (a); (b) runs for the fastest one,
-since (b)/(a) is a property of the loader. A variant that fails is reported and the
-sweep goes on; `--budget-s` stops starting new cases once that much time has passed, so
-the whole check fits a lent machine's time.
+(max-autotune-no-cudagraphs). Every variant runs on (a); synthetic and (b) run for the
+fastest one, since what the loader costs does not depend on the variant. A variant that
+fails is reported and the sweep goes on; `--budget-s` stops starting new cases once
+that much time has passed, so the whole check fits a lent machine's time.
 
 samples/s is each epoch's steady-state rate (the launcher leaves the first steps out);
 the table gives the median over epochs after the first (which pays for compilation,
@@ -52,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from clipshoe_pipeline.training.export import CSV_CAPTION_KEY, CSV_IMAGE_KEY, CSV_SEPARATOR  # noqa: E402
 from clipshoe_pipeline.training.run import RunDir, RunSpec  # noqa: E402
 
+TENSOR_LAUNCHER = Path(__file__).with_name("tensor_input.py")
 STORE_SIDE = 320  # the normalised store's shorter side (curation.images.NormaliseConfig)
 
 
@@ -147,7 +150,8 @@ def run_case(variant: str, case: str, data_args: list[str], args: argparse.Names
     run.write_spec(spec)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "clipshoe_pipeline.training.launch", str(run.path)],
+    launcher = [str(TENSOR_LAUNCHER)] if case == "tensors" else ["-m", "clipshoe_pipeline.training.launch"]
+    process = subprocess.Popen([sys.executable, *launcher, str(run.path)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     memory = TreePeakMemory(process.pid)
     _, stderr = process.communicate()
@@ -202,7 +206,8 @@ def main() -> None:
     images = image_list(args.image_store, args.images, work, max(1, os.cpu_count() or 1))
     write_csv(images, samples, work / "train.csv")
     prepared = time.perf_counter() - started
-    cases = {"synthetic": ["--dataset-type", "synthetic", "--train-num-samples", str(samples)],
+    synthetic = ["--dataset-type", "synthetic", "--train-num-samples", str(samples)]
+    cases = {"tensors": synthetic, "synthetic": synthetic,
              "real_data": ["--dataset-type", "csv", "--train-data", str(work / "train.csv"),
                            "--csv-separator", CSV_SEPARATOR]}
 
@@ -210,25 +215,27 @@ def main() -> None:
         return args.budget_s is None or time.perf_counter() - started < args.budget_s
 
     results, skipped = [], []
-    for variant in variants:
-        if within_budget():
-            results.append(run_case(variant, "synthetic", cases["synthetic"], args, work))
-            print(_row(results[-1], results[0]), flush=True)
-        else:
-            skipped.append(f"{variant}/synthetic")
-    measured = [r for r in results if "samples_per_s" in r]
-    fastest = max(measured, key=lambda r: r["samples_per_s"], default=None)
-    ratio = None
-    if fastest and within_budget():
-        results.append(run_case(fastest["variant"], "real_data", cases["real_data"], args, work))
-        if "samples_per_s" in results[-1]:
-            ratio = results[-1]["samples_per_s"] / fastest["samples_per_s"]
-    elif fastest:
-        skipped.append(f"{fastest['variant']}/real_data")
+
+    def measure(variant: str, case: str) -> dict | None:
+        if not within_budget():
+            skipped.append(f"{variant}/{case}")
+            return None
+        results.append(run_case(variant, case, cases[case], args, work))
+        print(_row(results[-1], results[0]), flush=True)
+        return results[-1] if "samples_per_s" in results[-1] else None
+
+    ceilings = [r for r in (measure(variant, "tensors") for variant in variants) if r]
+    fastest = max(ceilings, key=lambda r: r["samples_per_s"], default=None)
+    ratios = {}
+    if fastest:
+        for case in ("real_data", "synthetic"):  # the target first, should time run short
+            if loaded := measure(fastest["variant"], case):
+                ratios[case] = loaded["samples_per_s"] / fastest["samples_per_s"]
     device = _device_name(gpu)
     if args.json:
         args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "ratio": ratio, "skipped": skipped}, indent=2))
+                                         "results": results, "ratio_to_tensors": ratios, "skipped": skipped},
+                                        indent=2))
     print(f"\ndevice: {device}; model {args.model}, batch {args.batch_size}, {args.precision}, "
           f"{args.steps} steps x {args.epochs} epochs, {args.workers} workers, {len(images)} distinct images "
           f"({'store ' + str(args.image_store) if args.image_store else f'drawn at {STORE_SIDE} px'}, "
@@ -237,8 +244,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(_row(r, results[0]))
-    if ratio is not None:
-        print(f"| {fastest['variant']} | real/synthetic | {ratio:.2f} | | | | | |")
+    for case, ratio in ratios.items():
+        print(f"| {fastest['variant']} | {case}/tensors | {ratio:.2f} | | | | | |")
     if skipped:
         print(f"skipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
 
@@ -247,8 +254,7 @@ def _row(result: dict, first: dict) -> str:
     head = f"| {result['variant']} | {result['case']} |"
     if "failed" in result:
         return f"{head} failed: {result['failed']} | | | | {result['peak_pss_gib']:.2f} | {result['wall_s']:.0f} |"
-    vs_first = (f"{result['samples_per_s'] / first['samples_per_s']:.2f}x" if first.get("samples_per_s")
-                and result["case"] == first["case"] else "")
+    vs_first = f"{result['samples_per_s'] / first['samples_per_s']:.2f}x" if first.get("samples_per_s") else ""
     gpu_mem = f"{result['peak_gpu_mem_gib']:.1f}" if result["peak_gpu_mem_gib"] is not None else "-"
     return (f"{head} {result['samples_per_s']:.0f} | {vs_first} | "
             f"{' / '.join(f'{x:.0f}' for x in result['epoch_rates'])} | {gpu_mem} | "

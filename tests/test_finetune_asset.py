@@ -3,9 +3,11 @@ open_clip's trainer; a killed run resumed; missing weights refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -125,3 +127,19 @@ def test_a_failing_trainer_fails_the_asset_with_its_console_tail(data_dir):
     assert "the trainer failed" in failure.event_specific_data.error.message
     tail = failure.event_specific_data.user_failure_data.metadata["console_tail"].value
     assert "unrecognized arguments: --no-such-open-clip-flag" in tail  # open_clip's own complaint, shown in the UI
+
+
+def test_the_gpu_throughput_benchmark_runs_every_input_on_the_cpu(tmp_path):
+    """benchmarks/train_throughput.py is what a lent GPU runs, once: it must work before it gets there."""
+    result = subprocess.run(
+        [sys.executable, "benchmarks/train_throughput.py", "--cpu", "--variants", "fused", "--steps", "3",
+         "--epochs", "1", "--workers", "0", "--images", "16", "--work", str(tmp_path),
+         "--json", str(tmp_path / "out.json")],
+        cwd=PROJECT_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert [(r["variant"], r["case"]) for r in report["results"]] == [
+        ("fused", "tensors"), ("fused", "real_data"), ("fused", "synthetic")]
+    assert all(r["samples_per_s"] > 0 for r in report["results"]) and set(report["ratio_to_tensors"]) == {
+        "real_data", "synthetic"}
+    assert "| fused | real_data/tensors |" in result.stdout
