@@ -27,7 +27,9 @@ def curated_pairs_no_cross_split_duplicates(catalog: CatalogDB) -> dg.AssetCheck
     """No near-duplicate pair of images sits on both sides of the split: searched
     again over the kept pairs with the full detector (hashes, crop windows and the
     thumbnail verification, read back from the feature cache), independently of the
-    clusters and the grouping that built the split."""
+    clusters and the grouping that built the split. The detector is the measured
+    default (DedupConfig()), whatever the run's knobs: a run configured to look for
+    fewer duplicates must not thereby also hide the leaks it lets through."""
     rows = catalog.query("SELECT pair_id, split, image_sha256, phash, dhash, mean_rgb FROM curated_pairs "
                          "ORDER BY pair_id")
     if not rows:

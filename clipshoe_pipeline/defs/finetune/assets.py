@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterPipesExecutionError  # not exported at the top level
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
-from clipshoe_pipeline.defs.finetune.resources import ClipTrainer, visible_gpus
+from clipshoe_pipeline.defs.finetune.resources import ClipTrainer, TrainerFailed, visible_gpus
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.plots import pyplot, save_figure
@@ -61,7 +60,7 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
     resumed_from = run.latest_checkpoint_epoch()
     try:
         trainer.train(context, run, spec)
-    except DagsterPipesExecutionError as error:
+    except TrainerFailed as error:
         raise dg.Failure(f"the trainer failed: {error}", metadata={
             "console_tail": dg.MetadataValue.md(f"```\n{_tail(run.console_log)}\n```"),
             "console_log": dg.MetadataValue.path(str(run.console_log))}) from error

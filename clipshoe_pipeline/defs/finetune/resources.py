@@ -43,6 +43,10 @@ def trainer_env(spec: RunSpec) -> dict[str, str]:
     return env
 
 
+class TrainerFailed(RuntimeError):
+    """The trainer subprocess could not start or exited non-zero."""
+
+
 class ClipTrainer(dg.ConfigurableResource):
     """Runs one training run to its end (or resumes it) as a Pipes subprocess."""
 
@@ -52,8 +56,13 @@ class ClipTrainer(dg.ConfigurableResource):
     def train(self, context: dg.AssetExecutionContext, run: RunDir, spec: RunSpec) -> None:
         command = trainer_command(run, spec.gpus, self.python)
         context.log.info(f"training: {' '.join(command)}")
-        dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT), env=trainer_env(spec)).run(
-            command=command, context=context)
+        # Pipes reports a non-zero exit with an error class dagster does not export;
+        # an interrupted run raises a BaseException, which passes through untouched.
+        try:
+            dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT), env=trainer_env(spec)).run(
+                command=command, context=context)
+        except Exception as error:
+            raise TrainerFailed(str(error)) from error
 
 
 @dg.definitions
