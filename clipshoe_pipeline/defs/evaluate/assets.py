@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.curation.text import clean_title
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
 from clipshoe_pipeline.evaluation.embeddings import default_cache_dir
@@ -144,11 +145,13 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
 
 
 def category_leaves(catalog: CatalogDB) -> dict[tuple[str, str], str] | None:
-    """(site, product_id) -> the shop's category leaf: the classes of test-split zero-shot."""
+    """(site, product_id) -> the shop's category leaf: the classes of test-split zero-shot.
+    Cleaned as captions clean it; from the latest crawl of a product listed more than once."""
     if "raw_products" not in catalog.tables():
         return None
-    return {(r["site"], r["product_id"]): r["leaf"] for r in catalog.query(
-        "SELECT site, product_id, category_path[-1] AS leaf FROM raw_products WHERE len(category_path) > 0")}
+    rows = catalog.query("SELECT site, product_id, arg_max(category_path[-1], crawled_at) AS leaf "
+                         "FROM raw_products WHERE len(category_path) > 0 GROUP BY site, product_id")
+    return {(r["site"], r["product_id"]): leaf for r in rows if (leaf := clean_title(r["leaf"]))}
 
 
 def headline_numbers(table: pa.Table) -> dict[str, float]:
