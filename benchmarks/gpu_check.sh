@@ -21,7 +21,7 @@ fi
 export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null | tee "$OUT/gpu.txt"
 $PYTHON -c "import torch, open_clip; print('torch', torch.__version__, 'open_clip', open_clip.__version__)"
-$PYTHON benchmarks/train_throughput.py ${TRAIN_ARGS:---steps 50 --epochs 3} --budget-s "${TRAIN_BUDGET_S:-380}" \
+$PYTHON benchmarks/train_throughput.py ${TRAIN_ARGS:---steps 50 --epochs 3} --budget-s "${TRAIN_BUDGET_S:-380}" --case-timeout-s 200 \
   --json "$OUT/train_throughput.json" 2>"$OUT/train_throughput.err" | tee "$OUT/train_throughput.log"
 tail -40 "$OUT/train_throughput.err"
 if [ "${RUN_EVAL:-0}" = 1 ]; then

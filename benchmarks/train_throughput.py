@@ -37,6 +37,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,6 +148,7 @@ def run_case(variant: str, case: str, data_args: list[str], args: argparse.Names
                    gpus=1 if args.device == "cuda" else 0, compile_mode=speed.compile_mode,
                    fused_adamw=speed.fused_adamw)
     run = RunDir(work / "runs" / f"{variant}-{case}-{spec.name}")
+    shutil.rmtree(run.path, ignore_errors=True)  # a reused --work must not resume or mix in old epochs
     run.write_spec(spec)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
@@ -154,7 +156,14 @@ def run_case(variant: str, case: str, data_args: list[str], args: argparse.Names
     process = subprocess.Popen([sys.executable, *launcher, str(run.path)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     memory = TreePeakMemory(process.pid)
-    _, stderr = process.communicate()
+    try:
+        _, stderr = process.communicate(timeout=args.case_timeout_s)
+    except subprocess.TimeoutExpired:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+        process.kill()
+        _, stderr = process.communicate()
+        stderr += f"\ntimed out after {args.case_timeout_s:.0f} s (--case-timeout-s)"
     peak_memory = memory.stop()
     result = {"variant": variant, "case": case, "wall_s": time.perf_counter() - started,
               "peak_pss_gib": peak_memory / 2**30}
@@ -186,6 +195,7 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(VARIANTS)}; default compile,compile+fused,"
                              "cudagraphs+fused (GPU) / eager,fused (--cpu)")
     parser.add_argument("--budget-s", type=float, default=None, help="start no case after this many seconds")
+    parser.add_argument("--case-timeout-s", type=float, default=None, help="stop a case that runs longer")
     parser.add_argument("extra", nargs="*", help="further open_clip_train flags, after --")
     args = parser.parse_args()
     gpu = not args.cpu
@@ -222,20 +232,27 @@ def main() -> None:
             return None
         results.append(run_case(variant, case, cases[case], args, work))
         print(_row(results[-1], results[0]), flush=True)
+        save()  # after every case: a machine taken back mid-sweep still leaves what was measured
         return results[-1] if "samples_per_s" in results[-1] else None
 
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
+                                             "results": results, "ratio_to_tensors": ratios, "skipped": skipped},
+                                            indent=2))
+
+    device, ratios = _device_name(gpu), {}
     ceilings = [r for r in (measure(variant, "tensors") for variant in variants) if r]
     fastest = max(ceilings, key=lambda r: r["samples_per_s"], default=None)
-    ratios = {}
     if fastest:
         for case in ("real_data", "synthetic"):  # the target first, should time run short
             if loaded := measure(fastest["variant"], case):
                 ratios[case] = loaded["samples_per_s"] / fastest["samples_per_s"]
-    device = _device_name(gpu)
-    if args.json:
-        args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "ratio_to_tensors": ratios, "skipped": skipped},
-                                        indent=2))
+                save()
+    else:
+        skipped += ["real_data", "synthetic"]
+        print("no variant measured on tensors: real data and synthetic not run (no ceiling to compare with)")
+        save()
     print(f"\ndevice: {device}; model {args.model}, batch {args.batch_size}, {args.precision}, "
           f"{args.steps} steps x {args.epochs} epochs, {args.workers} workers, {len(images)} distinct images "
           f"({'store ' + str(args.image_store) if args.image_store else f'drawn at {STORE_SIDE} px'}, "
@@ -247,7 +264,7 @@ def main() -> None:
     for case, ratio in ratios.items():
         print(f"| {fastest['variant']} | {case}/tensors | {ratio:.2f} | | | | | |")
     if skipped:
-        print(f"skipped (over --budget-s {args.budget_s:.0f}): {', '.join(skipped)}")
+        print(f"skipped: {', '.join(skipped)}")
 
 
 def _row(result: dict, first: dict) -> str:

@@ -112,7 +112,7 @@ def test_checks_catch_impossible_rates_and_uneven_query_counts(tmp_path):
     assert not model_metrics_same_queries_for_every_model(catalog=db).passed
 
 
-def test_category_leaves_come_cleaned_from_each_products_latest_crawl(tmp_path):
+def test_category_leaves_are_cleaned_as_captions_from_each_products_latest_crawl(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -124,9 +124,11 @@ def test_category_leaves_come_cleaned_from_each_products_latest_crawl(tmp_path):
     rows = [("tiki", "1", ["Giày", "Giày cũ"], "2026-11-01T00:00:00Z"),
             ("tiki", "1", ["Giày", "<b>Giày  thể thao</b>"], "2026-11-20T00:00:00Z"),
             ("tiki", "2", [], "2026-11-20T00:00:00Z"),
+            ("tiki", "3", ["Giày nữ", "🔥🔥"], "2026-11-20T00:00:00Z"),  # an empty leaf: its parent, as captions
             ("sendo", "1", ["Giày tây"], "2026-11-20T00:00:00Z")]
     table = pa.table({name: list(column) for name, column in zip(
         ("site", "product_id", "category_path", "crawled_at"), zip(*rows))})
     pq.write_table(table, tmp_path / "raw.parquet")
     catalog.replace_table("raw_products", tmp_path / "raw.parquet")
-    assert category_leaves(catalog) == {("tiki", "1"): "Giày thể thao", ("sendo", "1"): "Giày tây"}
+    assert category_leaves(catalog) == {("tiki", "1"): "Giày thể thao", ("tiki", "3"): "Giày nữ",
+                                        ("sendo", "1"): "Giày tây"}

@@ -53,8 +53,10 @@ def test_compiled_on_gpus_eager_on_the_cpu_and_cuda_graphs_on_one_gpu_only(tmp_p
     assert (FinetuneConfig().compile_mode(1), FinetuneConfig().compile_mode(0)) == ("default", None)
     assert FinetuneConfig(torch_compile="off").compile_mode(4) is None
     assert FinetuneConfig(torch_compile="reduce-overhead").compile_mode(1) == "reduce-overhead"
-    with pytest.raises(ValueError, match="one GPU only"):
+    with pytest.raises(ValueError, match="one GPU without accumulation"):
         FinetuneConfig(torch_compile="reduce-overhead").compile_mode(2)
+    with pytest.raises(ValueError, match="accum_freq 2"):
+        FinetuneConfig(torch_compile="max-autotune", accum_freq=2).compile_mode(1)
     run = RunDir(tmp_path / "run")
     assert "--torchcompile" in run.trainer_argv(RunSpec("m", [], {}, compile_mode="default"))
     assert "--torchcompile" not in run.trainer_argv(RunSpec("m", [], {}))
@@ -62,7 +64,7 @@ def test_compiled_on_gpus_eager_on_the_cpu_and_cuda_graphs_on_one_gpu_only(tmp_p
     assert RunSpec("m", [], {}, compile_mode="default", fused_adamw=True).name == RunSpec("m", [], {}).name
 
 
-def test_speed_settings_reach_the_trainer_and_are_undone_after_it(monkeypatch):
+def test_speed_settings_reach_the_trainer_and_are_undone_after_it():
     import types
 
     from torch._inductor import config as inductor_config
@@ -75,7 +77,33 @@ def test_speed_settings_reach_the_trainer_and_are_undone_after_it(monkeypatch):
         assert inductor_config.max_autotune is True
     assert trainer_main.optim is torch.optim and inductor_config.max_autotune is False
     with speed_settings(trainer_main, RunSpec("m", [], {})):
-        assert trainer_main.optim is torch.optim and inductor_config.max_autotune is False
+        assert not trainer_main.optim.AdamW([torch.nn.Parameter(torch.ones(3))]).defaults["fused"]
+        assert inductor_config.max_autotune is False
+
+
+@pytest.mark.parametrize("saved_fused, resumed_fused", [(False, True), (True, False)])
+def test_a_resumed_optimizer_keeps_the_kernel_asked_for_not_the_checkpoints(saved_fused, resumed_fused):
+    """Speed settings may change between a run and its resume; with AMP's GradScaler a
+    non-fused checkpoint in a fused optimizer would fail at the first step."""
+    import types
+
+    def train_step(optimizer, parameter, scaler):
+        optimizer.zero_grad()
+        scaler.scale((parameter ** 2).sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    trainer_main = types.SimpleNamespace(optim=torch.optim)
+    parameter = torch.nn.Parameter(torch.ones(4))
+    with speed_settings(trainer_main, RunSpec("m", [], {}, fused_adamw=saved_fused)):
+        saved = trainer_main.optim.AdamW([parameter], lr=0.1)
+        train_step(saved, parameter, torch.amp.GradScaler("cpu"))
+    with speed_settings(trainer_main, RunSpec("m", [], {}, fused_adamw=resumed_fused)):
+        resumed = trainer_main.optim.AdamW([parameter], lr=0.1)
+        resumed.load_state_dict(saved.state_dict())
+        train_step(resumed, parameter, torch.amp.GradScaler("cpu"))
+    assert bool(resumed.param_groups[0]["fused"]) is resumed_fused and resumed.state[parameter]["step"] == 2
+    assert torch.all(parameter < 1)
 
 
 def test_one_gpu_runs_plain_python_several_run_torchrun_and_the_cpu_hides_gpus(tmp_path):

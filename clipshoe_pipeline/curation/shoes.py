@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from clipshoe_pipeline.curation.text import as_list, clean_description, clean_title
+from clipshoe_pipeline.curation.text import clean_category_path, clean_description, clean_title
 
 FOOTWEAR = "footwear"  # what a footwear term reads as; every other term reads as its reason keyword
 
@@ -100,7 +100,7 @@ def non_shoe_reason(product_row: Mapping) -> str | None:
         reading = read_head_noun(clean_description(product_row.get("description")).partition("\n")[0])
     if reading is not None:
         return None if reading == FOOTWEAR else f"non_shoe:keyword:{reading}"
-    path = [name for name in map(clean_title, as_list(product_row.get("category_path"))) if name]
+    path = clean_category_path(product_row.get("category_path"))
     if path and (read_head_noun(path[-1]) not in (None, FOOTWEAR)
                  or FOOTWEAR not in map(read_head_noun, path)):
         return f"non_shoe:category:{path[-1]}"

@@ -148,7 +148,7 @@ def build_caption(product_row: Mapping, config: CaptionConfig = CaptionConfig())
     """The training caption of a product (see the template above), capped to `config.max_chars`."""
     title = clean_title(product_row.get("title"))
     brand = clean_title(product_row.get("brand"))
-    category_path = [name for name in map(clean_title, as_list(product_row.get("category_path"))) if name]
+    category_path = clean_category_path(product_row.get("category_path"))
     attributes = as_mapping(product_row.get("attributes"))
     said = _fold(title)
 
@@ -163,6 +163,12 @@ def build_caption(product_row: Mapping, config: CaptionConfig = CaptionConfig())
         sentences.append(_capitalise(", ".join(clauses)))
     caption = " ".join(_as_sentence(s) for s in sentences if s)
     return _truncate_at_word(caption, config.max_chars)
+
+
+def clean_category_path(value: object) -> list[str]:
+    """A product's category path, each name cleaned like a title, empty names dropped:
+    its last element is the product's category leaf."""
+    return [name for name in map(clean_title, as_list(value)) if name]
 
 
 def as_list(value: object) -> list:

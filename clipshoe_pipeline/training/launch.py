@@ -138,22 +138,34 @@ def save_best(run: RunDir, model: Any, record: dict[str, Any]) -> None:
 @contextmanager
 def speed_settings(trainer_main: Any, spec: RunSpec) -> Iterator[None]:
     """The spec's compile mode (inductor's options for it, applied while main() compiles
-    lazily at the first step) and fused AdamW (the optimizer main() builds as optim.AdamW)."""
+    lazily at the first step) and its AdamW kernel (main() builds `optim.AdamW`)."""
     with ExitStack() as stack:
         if spec.compile_mode:
             from torch._inductor import config as inductor_config, list_mode_options
 
             stack.enter_context(inductor_config.patch(list_mode_options(spec.compile_mode)))
-        if spec.fused_adamw:
-            stack.callback(setattr, trainer_main, "optim", trainer_main.optim)
-            trainer_main.optim = _FusedAdamWOptim()
+        stack.callback(setattr, trainer_main, "optim", trainer_main.optim)
+        trainer_main.optim = _OptimWithAdamW(fused=spec.fused_adamw)
         yield
 
 
-class _FusedAdamWOptim:
-    """torch.optim, as open_clip_train.main sees it, with AdamW fused (one kernel per step)."""
+class _ResumableAdamW(torch.optim.AdamW):
+    """AdamW that keeps the kernel it was built with when a checkpoint is loaded:
+    torch's load_state_dict takes `fused`/`foreach` from the saved groups, so a run
+    resumed with another speed setting would silently keep the old kernel — and a
+    non-fused checkpoint in a fused optimizer breaks GradScaler's step."""
 
-    AdamW = staticmethod(functools.partial(torch.optim.AdamW, fused=True))
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        kernel = {key: self.defaults[key] for key in ("fused", "foreach")}
+        super().load_state_dict({**state_dict,
+                                 "param_groups": [{**group, **kernel} for group in state_dict["param_groups"]]})
+
+
+class _OptimWithAdamW:
+    """torch.optim, as open_clip_train.main sees it, with our AdamW (fused or torch's default)."""
+
+    def __init__(self, fused: bool):
+        self.AdamW = functools.partial(_ResumableAdamW, fused=True if fused else None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(torch.optim, name)

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from clipshoe_pipeline.catalog_db import CatalogDB
-from clipshoe_pipeline.curation.text import clean_title
+from clipshoe_pipeline.curation.text import clean_category_path
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
 from clipshoe_pipeline.evaluation.embeddings import default_cache_dir
@@ -149,9 +149,9 @@ def category_leaves(catalog: CatalogDB) -> dict[tuple[str, str], str] | None:
     Cleaned as captions clean it; from the latest crawl of a product listed more than once."""
     if "raw_products" not in catalog.tables():
         return None
-    rows = catalog.query("SELECT site, product_id, arg_max(category_path[-1], crawled_at) AS leaf "
-                         "FROM raw_products WHERE len(category_path) > 0 GROUP BY site, product_id")
-    return {(r["site"], r["product_id"]): leaf for r in rows if (leaf := clean_title(r["leaf"]))}
+    rows = catalog.query("SELECT site, product_id, arg_max(category_path, crawled_at) AS path "
+                         "FROM raw_products GROUP BY site, product_id")
+    return {(r["site"], r["product_id"]): path[-1] for r in rows if (path := clean_category_path(r["path"]))}
 
 
 def headline_numbers(table: pa.Table) -> dict[str, float]:

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from clipshoe_pipeline.training.export import ExportConfig
 
 Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pure_fp16", "fp32"]
-# torch.compile modes; those with CUDA graphs are for one GPU (DDP's hooks run outside graphs)
+# torch.compile modes; those with CUDA graphs: one GPU (DDP's hooks run outside graphs), no accumulation
 CompileMode = Literal["auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"]
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
@@ -75,9 +75,11 @@ class FinetuneConfig(dg.Config):
     def compile_mode(self, gpus: int) -> str | None:
         """The torch.compile mode for a run on `gpus` GPUs (0: CPU); None: eager."""
         mode = self.torch_compile if self.torch_compile != "auto" else ("default" if gpus else "off")
-        if mode in CUDA_GRAPH_MODES and gpus > 1:
-            raise ValueError(f"torch_compile={mode!r} records CUDA graphs, which this asset runs on one GPU only "
-                             f"({gpus} requested): use 'default' or 'max-autotune-no-cudagraphs'")
+        if mode in CUDA_GRAPH_MODES and (gpus > 1 or self.accum_freq > 1):
+            # Accumulation keeps the outputs of earlier forwards, which a graph replay overwrites.
+            raise ValueError(f"torch_compile={mode!r} records CUDA graphs, which this asset runs on one GPU "
+                             f"without accumulation only ({gpus} GPUs, accum_freq {self.accum_freq}): "
+                             "use 'default' or 'max-autotune-no-cudagraphs'")
         return None if mode == "off" else mode
 
     def trainer_args(self, *, gpus: int, pretrained: str | None) -> list[str]:

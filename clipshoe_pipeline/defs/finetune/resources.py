@@ -62,7 +62,7 @@ class ClipTrainer(dg.ConfigurableResource):
             dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT), env=trainer_env(spec)).run(
                 command=command, context=context)
         except Exception as error:
-            raise TrainerFailed(str(error)) from error
+            raise TrainerFailed(f"{type(error).__name__}: {error}") from error
 
 
 @dg.definitions
