@@ -33,7 +33,7 @@ bench-crawl: install
 bench-curate: install  ## image hashing, near-duplicate search and DuckDB ingest against naive baselines
 	$(BIN)/python benchmarks/curate.py
 
-bench-train: install  ## fine-tuning samples/s, synthetic vs real data (GPU; --cpu for a smoke run)
+bench-train: install  ## fine-tuning samples/s per speed variant, ceiling vs real data (GPU; CPU=1 smoke run)
 	$(BIN)/python benchmarks/train_throughput.py $(if $(CPU),--cpu)
 
 bench-evaluate: install  ## chunked R@k over 80k x 80k embeddings against the full matrix on a subsample

@@ -63,6 +63,7 @@ def test_tiny_clip_learns_through_the_asset(data_dir):
     assert metadata["mean_recall"] > chance_mean_recall(metadata["val_pairs"]) + 0.1  # held-out recall beats chance
     assert metadata["weights"] == "RANDOM INIT (not pretrained)" and metadata["resumed_from_epoch"] == 0
     assert "fused: True" in run.trainer_log.read_text()  # open_clip built its AdamW fused (our default)
+    assert metadata["speed_settings"] == "torch.compile off, fused AdamW on"  # the CPU stays eager
     assert "| epoch | train_loss |" in metadata["epochs"] and "data:image/png;base64," in metadata["curves"]
     # The best checkpoint loads as open_clip weights and carries its lineage.
     saved = torch.load(run.best, map_location="cpu", weights_only=False)

@@ -81,6 +81,8 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
         **{name.removeprefix("val_"): float(best[name]) for name in EPOCH_COLUMNS[3:10] if best.get(name) is not None},
         "final_train_loss": float(records[-1]["train_loss"]) if records[-1].get("train_loss") is not None else None,
         "samples_per_s": _max(records, "samples_per_s"),
+        "speed_settings": f"torch.compile {spec.compile_mode or 'off'}, "
+                          f"fused AdamW {'on' if spec.fused_adamw else 'off'}",
         "peak_gpu_mem_gib": _max(records, "peak_gpu_mem_gib"),
         "train_pairs": data.train_pairs,
         "val_pairs": data.val_pairs,
