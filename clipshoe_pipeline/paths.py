@@ -9,8 +9,11 @@ the crawl subprocess runs from the repository root, not from the caller's direct
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 DATA_DIR_ENV = "CLIPSHOE_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -132,4 +135,22 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(_DAGSTER_YAML.format(home=home))
+    elif missing := missing_instance_settings(config):
+        # Written by an older version or edited: kept as it is, but said, since without
+        # these limits two trainings or two crawls of one site can run at once.
+        print(f"note: {config} lacks {', '.join(missing)}; delete it to get the current defaults "
+              "(run history lives in other files and is kept)", file=sys.stderr)
     return home
+
+
+def missing_instance_settings(config: Path) -> list[str]:
+    """Which of our dagster.yaml limits `config` lacks."""
+    settings = yaml.safe_load(config.read_text()) or {}
+    concurrency = settings.get("concurrency") or {}
+    tag_limits = (concurrency.get("runs") or {}).get("tag_concurrency_limits") or []
+    missing = []
+    if (concurrency.get("pools") or {}).get("default_limit") is None:
+        missing.append("concurrency.pools.default_limit (one training at a time)")
+    if not any(limit.get("key") == "dagster/partition" for limit in tag_limits):
+        missing.append("the dagster/partition run tag limit (one crawl per site)")
+    return missing

@@ -83,6 +83,19 @@ def test_the_default_dagster_home_keeps_history_and_limits_one_run_per_site(tmp_
     assert concurrency.pool_config.default_pool_limit == 1  # one training (pool "gpu") at a time
 
 
+def test_an_existing_dagster_yaml_is_kept_but_a_missing_limit_is_said(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an older or edited file
+    ensure_dagster_home()
+    assert (tmp_path / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+    note = capsys.readouterr().err
+    assert "concurrency.pools.default_limit" in note and "dagster/partition" in note
+    (tmp_path / "dagster.yaml").unlink()
+    ensure_dagster_home()  # the current defaults: nothing to say
+    ensure_dagster_home()
+    assert capsys.readouterr().err == ""
+
+
 def test_an_empty_dagster_home_counts_as_unset(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DAGSTER_HOME", "")  # `DAGSTER_HOME= make demo` must not use the working directory
