@@ -149,7 +149,7 @@ def speed_settings(trainer_main: Any, spec: RunSpec) -> Iterator[None]:
         yield
 
 
-class _ResumableAdamW(torch.optim.AdamW):
+class ResumableAdamW(torch.optim.AdamW):
     """AdamW that keeps the kernel it was built with when a checkpoint is loaded:
     torch's load_state_dict takes `fused`/`foreach` from the saved groups, so a run
     resumed with another speed setting would silently keep the old kernel — and a
@@ -165,7 +165,7 @@ class _OptimWithAdamW:
     """torch.optim, as open_clip_train.main sees it, with our AdamW (fused or torch's default)."""
 
     def __init__(self, fused: bool):
-        self.AdamW = functools.partial(_ResumableAdamW, fused=True if fused else None)
+        self.AdamW = functools.partial(ResumableAdamW, fused=True if fused else None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(torch.optim, name)
