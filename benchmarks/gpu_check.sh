@@ -7,7 +7,7 @@
 # fastest), starting no case after TRAIN_BUDGET_S seconds (~8 min in all), and, with
 # RUN_EVAL=1, the retrieval benchmark on CUDA (issue 5, recorded already).
 # Wheels, made here (git ignores .whl/):
-#   .venv/bin/pip download --no-deps -d .whl open_clip_torch==3.3.0 ftfy webdataset braceexpand wcwidth
+#   .venv/bin/pip download --no-deps -d .whl open_clip_torch==3.3.0 ftfy "webdataset<=0.2.86" braceexpand wcwidth
 # Usage there:  bash benchmarks/gpu_check.sh   (results also under $OUT when set); with the
 # device tool: command "bash benchmarks/gpu_check.sh", carry [".whl"], timeout_s ~560.
 # Test it here first:  TRAIN_ARGS="--cpu --workers 1 --epochs 2 --steps 5 --variants eager,fused" \

@@ -78,6 +78,19 @@ def test_tiny_clip_learns_through_the_asset(data_dir):
     assert registered["checkpoint"] == str(run.best) and registered["epoch"] == metadata["best_epoch"]
 
 
+def test_large_exports_train_from_webdataset_shards_with_a_csv_validation_set(data_dir):
+    """The full-scale path: open_clip reads the shards (and the small validation CSV)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = finetune(instance, webdataset_min_pairs=10, epochs=2, workers=1)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("finetuned_clip")[0].metadata.items()}
+    assert metadata["dataset_type"] == "webdataset"
+    records = RunDir(data_dir / "training" / "runs" / metadata["run"]).epochs()
+    # Every training pair is seen once per epoch (batches of 16), and validation ran.
+    assert [r["steps"] for r in records] == [-(-metadata["train_pairs"] // 16)] * 2
+    assert all(r.get("val_mean_recall") is not None for r in records)
+
+
 def test_a_killed_run_resumes_from_its_latest_checkpoint(data_dir):
     config = FinetuneConfig(**{**TINY, "epochs": 3})
     run, spec, _, _ = prepare_run(config)
