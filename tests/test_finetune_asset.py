@@ -91,6 +91,18 @@ def test_large_exports_train_from_webdataset_shards_with_a_csv_validation_set(da
     assert all(r.get("val_mean_recall") is not None for r in records)
 
 
+def test_locked_towers_checkpointing_accumulation_and_a_timm_optimizer_train(data_dir):
+    """The config's flags are open_clip's, but each has preconditions of its own there."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = finetune(instance, epochs=2, lock_image=True, lock_image_unlocked_groups=1, lock_text=True,
+                          lock_text_unlocked_layers=1, grad_checkpointing=True, accum_freq=2,
+                          extra_args=["--opt", "timm/adamw", "--eps", "1e-6"])
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    metadata = {k: v.value for k, v in result.asset_materializations_for_node("finetuned_clip")[0].metadata.items()}
+    log = (data_dir / "training" / "runs" / metadata["run"] / "out.log").read_text()
+    assert "(timm/adamw) optimizer" in log and metadata["best_epoch"] in (1, 2)
+
+
 def test_a_killed_run_resumes_from_its_latest_checkpoint(data_dir):
     config = FinetuneConfig(**{**TINY, "epochs": 3})
     run, spec, _, _ = prepare_run(config)

@@ -28,9 +28,11 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     cpu = config.trainer_args(gpus=0, pretrained=None)
     assert (flag(cpu, "--precision"), flag(cpu, "--device")) == ("fp32", "cpu") and "--pretrained" not in cpu
     ddp = FinetuneConfig(lock_image=True, lock_image_unlocked_groups=2, grad_checkpointing=True,
-                         extra_args=["--opt", "timm/adamw"]).trainer_args(gpus=8, pretrained="x")
+                         extra_args=["--opt", "timm/adamw", "--eps", "1e-6"]).trainer_args(gpus=8, pretrained="x")
     assert {"--local-loss", "--gather-with-grad", "--lock-image", "--grad-checkpointing", "--opt"} <= set(ddp)
     assert flag(ddp, "--lock-image-unlocked-groups") == "2"
+    text_locked = FinetuneConfig(lock_text=True, lock_text_unlocked_layers=1).trainer_args(gpus=1, pretrained="x")
+    assert "--lock-text-freeze-layer-norm" in text_locked  # open_clip's CLIP refuses lock_text without it
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -42,6 +44,8 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     ({"extra_args": ["--resume", "x"]}, "set by the asset"),
     ({"extra_args": ["--torchcompile"]}, "set by the asset"),
     ({"torch_compile": "fastest"}, "torch_compile"),
+    ({"extra_args": ["--opt", "timm/lamb"]}, "needs --eps"),
+    ({"extra_args": ["--resume=x"]}, "set by the asset"),
     ({"val_fraction": 1.0}, "less than 1"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(fields, message):

@@ -63,9 +63,13 @@ class FinetuneConfig(dg.Config):
             raise ValueError("lock_image_unlocked_groups needs lock_image")
         if self.lock_text_unlocked_layers and not self.lock_text:
             raise ValueError("lock_text_unlocked_layers needs lock_text")
+        flags = {arg.split("=")[0] for arg in self.extra_args}  # argparse also takes --flag=value
         for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained", "--torchcompile"):
-            if flag in self.extra_args:
+            if flag in flags:
                 raise ValueError(f"{flag} is set by the asset, not through extra_args")
+        if any(arg.split("=")[-1].startswith("timm/") for arg in self.extra_args) and "--eps" not in flags:
+            # open_clip fills in eps only for its own AdamW and hands timm eps=None, which fails.
+            raise ValueError("a timm optimizer (--opt timm/...) needs --eps in extra_args, e.g. 1e-6")
         return self
 
     def export(self) -> ExportConfig:
@@ -95,7 +99,10 @@ class FinetuneConfig(dg.Config):
         if self.lock_image:
             args += ["--lock-image", "--lock-image-unlocked-groups", str(self.lock_image_unlocked_groups)]
         if self.lock_text:
-            args += ["--lock-text", "--lock-text-unlocked-layers", str(self.lock_text_unlocked_layers)]
+            # open_clip's own CLIP text tower refuses to lock without freezing its LayerNorms
+            # (the flag's default is off); a locked layer is frozen whole in any tower.
+            args += ["--lock-text", "--lock-text-unlocked-layers", str(self.lock_text_unlocked_layers),
+                     "--lock-text-freeze-layer-norm"]
         if self.grad_checkpointing:
             args.append("--grad-checkpointing")
         if gpus > 1:
