@@ -132,3 +132,20 @@ def test_category_leaves_are_cleaned_as_captions_from_each_products_latest_crawl
     catalog.replace_table("raw_products", tmp_path / "raw.parquet")
     assert category_leaves(catalog) == {("tiki", "1"): "Giày thể thao", ("tiki", "3"): "Giày nữ",
                                         ("sendo", "1"): "Giày tây"}
+
+
+def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data_dir):
+    """How a peer such as Marqo-FashionCLIP is brought to a machine without network:
+    its Hugging Face repository's files in a folder, named local-dir:/path."""
+    from tests.test_finetune_config import open_clip_folder
+
+    open_clip_folder(data_dir / "peer")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_job(instance, "evaluate_job", "model_metrics", {
+            **TINY_BASELINE, "peers": [{"name": "folder-peer", "model": f"local-dir:{data_dir / 'peer'}"}]})
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    assert metadata_of(result)["models"] == "baseline, folder-peer"
+    rows = CatalogDB(path=str(data_dir / "clipshoe.duckdb")).query(
+        "SELECT DISTINCT model, checkpoint FROM metrics ORDER BY model")
+    assert [r["model"] for r in rows] == ["baseline", "folder-peer"]
+    assert rows[1]["checkpoint"].endswith("peer/open_clip_model.safetensors")  # the weights it was scored with

@@ -16,6 +16,7 @@ from clipshoe_pipeline.evaluation.metrics_table import (METRICS_SCHEMA, RunLabel
 from clipshoe_pipeline.evaluation.retrieval import retrieval_metrics
 from clipshoe_pipeline.evaluation.suites import EvaluatedModel, held_out_metrics
 from clipshoe_pipeline.evaluation.zeroshot import ZeroShotResult
+from clipshoe_pipeline.training.weights import resolve_weights
 
 EVALUATED_AT = datetime(2026, 11, 27, 12, tzinfo=timezone.utc)
 
@@ -67,7 +68,8 @@ def test_held_out_split_end_to_end_with_the_tiny_model(tmp_path):
                       "caption": f"{leaf} {product}", "url": "https://tiki.vn/p", "split": split})
     table = pa.Table.from_pylist(pairs, schema=CURATED_PAIRS_SCHEMA)
     leaves = {("tiki", p["product_id"]): p["caption"].rsplit(" ", 1)[0] for p in pairs}
-    model = EvaluatedModel.load("tiny", "clipshoe-tiny", None, EVALUATED_AT, cache_dir=None)
+    random_weights = resolve_weights("clipshoe-tiny", None, allow_random_init=True)
+    model = EvaluatedModel.load("tiny", "clipshoe-tiny", random_weights, EVALUATED_AT, cache_dir=None)
     rows = held_out_metrics(table, tmp_path, model, category_leaf_of=leaves, languages=("vi",))
     by_key = {(r.task, r.metric, r.k): r for r in rows}
     assert by_key[("retrieval", "image_retrieval_recall", 1)].n == 3  # one caption per test product

@@ -15,6 +15,7 @@ from clipshoe_pipeline.evaluation.metrics_table import metrics_table
 from clipshoe_pipeline.evaluation.suites import EvaluatedModel, zappos_metrics
 from clipshoe_pipeline.evaluation.zappos import (NOT_CONFIGURED, ZAPPOS_DIR_ENV, configured_zappos_dir,
                                                  load_zappos, split_values)
+from clipshoe_pipeline.training.weights import resolve_weights
 
 HEADER = ["CID", "Category", "SubCategory", "HeelHeight", "Insole", "Closure", "Gender", "Material", "ToeStyle"]
 # (CID, Category, SubCategory, brand folder, colour of the picture, metadata tail)
@@ -95,7 +96,8 @@ def test_not_configured_without_the_variable(monkeypatch, zappos_root):
 
 def test_zero_shot_end_to_end_with_the_tiny_model(zappos_root, tmp_path):
     evaluated_at = datetime(2026, 11, 27, tzinfo=timezone.utc)
-    model = EvaluatedModel.load("tiny", "clipshoe-tiny", None, evaluated_at, cache_dir=tmp_path / "cache")
+    random_weights = resolve_weights("clipshoe-tiny", None, allow_random_init=True)
+    model = EvaluatedModel.load("tiny", "clipshoe-tiny", random_weights, evaluated_at, cache_dir=tmp_path / "cache")
     rows = zappos_metrics(load_zappos(zappos_root), model)
     table = metrics_table(rows)
     assert set(table.column("task").to_pylist()) == {"zeroshot_classification/en", "zeroshot_classification/vi"}

@@ -10,7 +10,7 @@ import torch
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
 from clipshoe_pipeline.training.launch import speed_settings
-from clipshoe_pipeline.training.models import TINY_MODEL
+from clipshoe_pipeline.training.models import TINY_MODEL, load_clip
 from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
 
@@ -161,3 +161,48 @@ def test_cached_tags_and_local_files_resolve_to_the_file_that_will_be_read(tmp_p
     assert (cached.kind, cached.value, cached.file) == ("tag", "laion2b_s34b_b79k", str(weights))
     local = resolve_weights("ViT-B-32", str(weights))
     assert (local.kind, local.file) == ("path", str(weights))
+
+
+def open_clip_folder(folder, weights_name: str = "open_clip_model.safetensors"):
+    """The tiny model as an open_clip model repository holds it (config + weights)."""
+    import json
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model, _, _ = load_clip(TINY_MODEL, None)
+    with torch.no_grad():  # not the weights a seeded random initialisation would give
+        for parameter in model.parameters():
+            parameter.add_(0.5)
+    (folder / "open_clip_config.json").write_text(json.dumps({
+        "model_cfg": open_clip.get_model_config(TINY_MODEL), "preprocess_cfg": {}}))
+    save_file(model.state_dict(), folder / weights_name)
+    return model
+
+
+def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_here(tmp_path, monkeypatch):
+    """hf-hub:/local-dir: models (how peers such as Marqo-FashionCLIP are named): open_clip
+    would build them with random weights when the files are missing, logging a warning."""
+    import huggingface_hub
+
+    with pytest.raises(MissingWeights, match="not in the local Hugging Face cache"):
+        resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", None, cache_dir=str(tmp_path / "hf"))
+    with pytest.raises(ValueError, match="leave it empty"):
+        resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", "openai", cache_dir=str(tmp_path / "hf"))
+    with pytest.raises(MissingWeights, match="needs open_clip_config.json and a weights file"):
+        resolve_weights(f"local-dir:{tmp_path}", None)
+
+    repo = tmp_path / "hf" / "models--clipshoe--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    saved = open_clip_folder(repo / "snapshots" / "0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    hub = resolve_weights("hf-hub:clipshoe/tiny", None)
+    assert (hub.kind, hub.value, hub.identity) == ("hf-hub", None, hub.file) and hub.file.endswith(".safetensors")
+    local = resolve_weights(f"local-dir:{repo / 'snapshots' / '0123abcd'}", None)
+    assert local.kind == "local-dir" and local.file == hub.file
+    for name in ("hf-hub:clipshoe/tiny", f"local-dir:{repo / 'snapshots' / '0123abcd'}"):
+        loaded, _, _ = load_clip(name, None)  # what open_clip builds is the saved model, not a random one
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), saved.state_dict().values()))

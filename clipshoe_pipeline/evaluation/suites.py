@@ -23,6 +23,7 @@ from clipshoe_pipeline.evaluation.retrieval import DEFAULT_BLOCK_SIZE, retrieval
 from clipshoe_pipeline.evaluation.templates import LANGUAGES, class_text, templates_for
 from clipshoe_pipeline.evaluation.zappos import EVALUATED_ATTRIBUTES, ZapposDataset
 from clipshoe_pipeline.evaluation.zeroshot import build_classifier, zeroshot_classification
+from clipshoe_pipeline.training.weights import WeightsSource
 
 ZAPPOS_DATASET = "ut-zappos50k"
 TEST_SPLIT_DATASET = "clipshoe-test"
@@ -40,13 +41,13 @@ class EvaluatedModel:
     checkpoint_id: str | None
 
     @classmethod
-    def load(cls, display_name: str, model_name: str, weights: str | None, evaluated_at: datetime, *,
+    def load(cls, display_name: str, model_name: str, weights: WeightsSource, evaluated_at: datetime, *,
              cache_dir: Path | None, device: str = "cpu", batch_size: int = 64) -> EvaluatedModel:
-        encoder = ClipEncoder.load(model_name, weights, device=device, batch_size=batch_size)
-        run = RunLabel(model=display_name, checkpoint=f"{model_name}:{weights or 'random-init'}",
+        encoder = ClipEncoder.load(model_name, weights.value, device=device, batch_size=batch_size)
+        run = RunLabel(model=display_name, checkpoint=f"{model_name}:{weights.identity or 'random-init'}",
                        evaluated_at=evaluated_at)
         return cls(encoder=encoder, run=run, cache=EmbeddingCache(cache_dir) if cache_dir else None,
-                   checkpoint_id=checkpoint_id(model_name, weights))
+                   checkpoint_id=checkpoint_id(model_name, weights.identity))
 
     def image_embeddings(self, shas: Sequence[str], paths: Sequence[Path]) -> np.ndarray:
         if self.cache is None or self.checkpoint_id is None:

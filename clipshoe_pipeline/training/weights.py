@@ -3,9 +3,12 @@
 Our machines have no network, and a trainer that discovers this after building its
 data loaders hangs on a download or dies deep in a traceback. So the weights are
 resolved up front, without touching the network: a local checkpoint path, an open_clip
-pretrained tag already in the Hugging Face or open_clip cache, or — only when asked
-for explicitly — random initialisation. Anything else fails with a message that says
-how to provide the weights.
+pretrained tag already in the Hugging Face or open_clip cache, a model named by
+open_clip's `hf-hub:org/repo` (e.g. Marqo-FashionCLIP) or `local-dir:/path` schema whose
+weights are here, or — only when asked for explicitly — random initialisation.
+Anything else fails with a message that says how to provide the weights. (open_clip
+itself builds a schema model with random weights, logging only a warning, when the
+weights file cannot be fetched: that must never be scored as the named model.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from pathlib import Path
 from clipshoe_pipeline.training.models import register_model_configs
 
 RANDOM_INIT = "RANDOM INIT (not pretrained)"
+SCHEMAS = ("hf-hub", "local-dir")  # open_clip model names that bring their own weights
+HUB_CONFIG = "open_clip_config.json"
+LOCAL_DIR_WEIGHTS = (".safetensors", ".bin", ".pth")  # what open_clip looks for in a local-dir folder
 
 
 class MissingWeights(RuntimeError):
@@ -25,13 +31,18 @@ class MissingWeights(RuntimeError):
 
 @dataclass(frozen=True)
 class WeightsSource:
-    kind: str  # path | tag | random
-    value: str | None  # the trainer's --pretrained (None: random initialisation)
+    kind: str  # path | tag | hf-hub | local-dir | random
+    value: str | None  # the trainer's --pretrained (None: random, or the weights come with the model's schema)
     file: str | None  # the weights file that will be read (None: random)
 
     @property
     def label(self) -> str:
-        return RANDOM_INIT if self.kind == "random" else f"{self.kind}: {self.value}"
+        return RANDOM_INIT if self.kind == "random" else f"{self.kind}: {self.value or self.file}"
+
+    @property
+    def identity(self) -> str | None:
+        """What the weights are known by (a tag or a file); None for random weights."""
+        return self.value or self.file
 
 
 def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bool = False,
@@ -40,8 +51,15 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
     import open_clip
 
     register_model_configs()
-    if model not in open_clip.list_models() and not model.startswith("hf-hub:"):
-        raise ValueError(f"unknown model {model!r}: not an open_clip config (open_clip.list_models())")
+    schema, _, location = model.partition(":")
+    if schema in SCHEMAS and location:
+        if pretrained:
+            raise ValueError(f"open_clip takes the weights of {model} from its {schema} source and ignores "
+                             f"`pretrained` ({pretrained!r}): leave it empty")
+        return _hub_weights(location, cache_dir) if schema == "hf-hub" else _local_dir_weights(location)
+    if model not in open_clip.list_models():
+        raise ValueError(f"unknown model {model!r}: not an open_clip config (open_clip.list_models()), "
+                         "nor hf-hub:org/repo or local-dir:/path")
     if not pretrained:
         if not allow_random_init:
             raise MissingWeights(
@@ -65,6 +83,31 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
             f"open_clip.create_model_and_transforms('{model}', pretrained='{pretrained}')\"), then copy "
             "~/.cache/huggingface (or $HF_HOME) here, or pass the checkpoint file's path as `pretrained`")
     return WeightsSource("tag", pretrained, cached)
+
+
+def _hub_weights(repo: str, cache_dir: str | None) -> WeightsSource:
+    """An `hf-hub:` model: its open_clip config and weights must both be in the HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(repo, HUB_CONFIG, cache_dir=cache_dir)
+    weights = _cached_file({"hf_hub": f"{repo}/"}, cache_dir)
+    if not isinstance(config, str) or weights is None:
+        raise MissingWeights(
+            f"hf-hub:{repo} is not in the local Hugging Face cache ({HUB_CONFIG} and its weights) and this "
+            "machine cannot download it. Download it where there is network (python -c \"import open_clip; "
+            f"open_clip.create_model_and_transforms('hf-hub:{repo}')\"), then copy ~/.cache/huggingface "
+            "(or $HF_HOME) here, or use local-dir:/path with the repository's files")
+    return WeightsSource("hf-hub", None, weights)
+
+
+def _local_dir_weights(folder: str) -> WeightsSource:
+    """A `local-dir:` model: a folder with open_clip_config.json and a weights file."""
+    path = Path(folder).expanduser()
+    weights = sorted(p for suffix in LOCAL_DIR_WEIGHTS for p in path.glob(f"*{suffix}")) if path.is_dir() else []
+    if not (path / HUB_CONFIG).is_file() or not weights:
+        raise MissingWeights(f"local-dir:{folder} needs {HUB_CONFIG} and a weights file "
+                             f"({', '.join('*' + s for s in LOCAL_DIR_WEIGHTS)}) in that folder")
+    return WeightsSource("local-dir", None, str(weights[0].absolute()))
 
 
 def _cached_file(cfg: dict, cache_dir: str | None) -> str | None:

@@ -113,7 +113,7 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
             missing[candidate.name] = str(error)
             context.log.warning(f"{candidate.name}: not evaluated: {error}")
             continue
-        model = EvaluatedModel.load(candidate.name, candidate.model, weights.value, evaluated_at,
+        model = EvaluatedModel.load(candidate.name, candidate.model, weights, evaluated_at,
                                     cache_dir=default_cache_dir(paths), device=device, batch_size=config.batch_size)
         if zappos is not None:
             rows += zappos_metrics(zappos, model, languages=config.languages)

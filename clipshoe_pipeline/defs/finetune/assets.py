@@ -114,7 +114,7 @@ def prepare_run(config: FinetuneConfig) -> tuple[RunDir, RunSpec, WeightsSource,
                          f"on {max(gpus, 1)} process(es): lower batch_size")
     spec = RunSpec(model=config.model, trainer_args=config.trainer_args(gpus=gpus, pretrained=weights.value)
                    + data.trainer_args(), lineage=lineage(config, weights, data), gpus=gpus,
-                   env={"HF_HUB_OFFLINE": "1"} if weights.kind == "tag" else {},
+                   env={"HF_HUB_OFFLINE": "1"} if weights.kind in ("tag", "hf-hub") else {},
                    compile_mode=compile_mode, fused_adamw=config.fused_adamw)
     run = RunDir(paths.training_runs / spec.name)
     run.write_spec(spec)
