@@ -10,7 +10,7 @@ import torch
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
 from clipshoe_pipeline.training.launch import speed_settings
-from clipshoe_pipeline.training.models import TINY_MODEL, load_clip
+from clipshoe_pipeline.training.models import TINY_MODEL, load_clip, register_model_configs
 from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
 
@@ -125,6 +125,9 @@ def test_run_identity_follows_what_decides_the_result(tmp_path):
                                                         "code": "other commit"}).name
     assert spec.name != RunSpec("m", ["--lr", "1e-5"], {"weights": {"label": "tag: a"},
                                                         "data": {"snapshot": "s2"}}).name
+    for model, readable in (("hf-hub:Marqo/marqo-fashionCLIP", "marqo-fashionCLIP"),
+                            ("local-dir:/models/a b/", "model"), ("local-dir:/m/my peer", "my_peer"), ("ViT-B-32", "ViT-B-32")):
+        assert RunSpec(model, [], {}).name.startswith(readable + "-")  # one folder, inside the runs folder
     run = RunDir(tmp_path / spec.name)
     run.write_spec(spec)
     assert run.read_spec() == spec
@@ -171,10 +174,9 @@ def open_clip_folder(folder, weights_name: str = "open_clip_model.safetensors"):
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    model, _, _ = load_clip(TINY_MODEL, None)
-    with torch.no_grad():  # not the weights a seeded random initialisation would give
-        for parameter in model.parameters():
-            parameter.add_(0.5)
+    register_model_configs()
+    torch.manual_seed(1)  # not the weights load_clip's seeded random initialisation gives
+    model = open_clip.create_model(TINY_MODEL)
     (folder / "open_clip_config.json").write_text(json.dumps({
         "model_cfg": open_clip.get_model_config(TINY_MODEL), "preprocess_cfg": {}}))
     save_file(model.state_dict(), folder / weights_name)
@@ -188,7 +190,7 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
 
     with pytest.raises(MissingWeights, match="not in the local Hugging Face cache"):
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", None, cache_dir=str(tmp_path / "hf"))
-    with pytest.raises(ValueError, match="leave it empty"):
+    with pytest.raises(ValueError, match="can only be a checkpoint file of that model"):
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", "openai", cache_dir=str(tmp_path / "hf"))
     with pytest.raises(MissingWeights, match="needs open_clip_config.json and a weights file"):
         resolve_weights(f"local-dir:{tmp_path}", None)
@@ -205,4 +207,18 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
     assert local.kind == "local-dir" and local.file == hub.file
     for name in ("hf-hub:clipshoe/tiny", f"local-dir:{repo / 'snapshots' / '0123abcd'}"):
         loaded, _, _ = load_clip(name, None)  # what open_clip builds is the saved model, not a random one
-        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), saved.state_dict().values()))
+        assert same_weights(loaded, saved)
+    # A checkpoint of such a model (fine-tuned from it) is loaded over it, not ignored as open_clip would.
+    with torch.no_grad():
+        for parameter in saved.parameters():
+            parameter.mul_(-1)
+    torch.save({"state_dict": saved.state_dict()}, tmp_path / "finetuned.pt")
+    checkpoint = resolve_weights("hf-hub:clipshoe/tiny", str(tmp_path / "finetuned.pt"))
+    assert (checkpoint.kind, checkpoint.file) == ("path", str(tmp_path / "finetuned.pt"))
+    assert same_weights(load_clip("hf-hub:clipshoe/tiny", checkpoint.value)[0], saved)
+    with pytest.raises(pydantic.ValidationError, match="ignores --pretrained"):
+        FinetuneConfig(model="hf-hub:clipshoe/tiny", pretrained=str(tmp_path / "finetuned.pt"))
+
+
+def same_weights(model, other) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))

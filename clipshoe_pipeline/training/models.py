@@ -16,6 +16,7 @@ from typing import Any
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
 TINY_MODEL = "clipshoe-tiny"
 RANDOM_INIT_SEED = 0  # open_clip_train's --seed default (FinetuneConfig.seed)
+SCHEMA_PREFIXES = ("hf-hub:", "local-dir:")  # open_clip model names that bring their own weights
 
 
 @cache
@@ -28,15 +29,25 @@ def register_model_configs() -> None:
 def load_clip(model_name: str, weights: str | None, *, device: str = "cpu") -> tuple[Any, Any, Any]:
     """(model in eval mode, validation transform, tokenizer) for `model_name` with
     `weights`: an open_clip pretrained tag, a checkpoint path (ours or open_clip's),
-    or None for random initialisation (the caller must have been told so). Random
-    weights are drawn after seeding torch as open_clip_train does with its default
-    `--seed 0`, so a random baseline is reproducible and comparable run to run."""
+    or None for random initialisation (the caller must have been told so) — except for
+    `hf-hub:`/`local-dir:` models, which bring their own weights. Random weights are
+    drawn after seeding torch as open_clip_train does with its default `--seed 0`, so a
+    random baseline is reproducible and comparable run to run. Weights that were asked
+    for and are not loaded raise: open_clip alone would fall back to random ones."""
     import open_clip
     import torch
 
     register_model_configs()
-    if weights is None:
+    schema_model = model_name.startswith(SCHEMA_PREFIXES)
+    if weights is None and not schema_model:
         torch.manual_seed(RANDOM_INIT_SEED)
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=weights, device=device)
+    if schema_model and weights is not None:
+        # open_clip ignores `pretrained` for schema models: build from the schema's config,
+        # then load the checkpoint (e.g. one fine-tuned from that model) ourselves.
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, load_weights=False, device=device)
+        open_clip.load_checkpoint(model, weights, device=device)
+    else:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=weights, device=device, require_pretrained=weights is not None or schema_model)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(model_name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,7 +49,9 @@ class RunSpec:
         identity = json.dumps({"model": self.model, "args": self.trainer_args, "gpus": self.gpus,
                                "weights": self.lineage.get("weights"), "data": self.lineage.get("data")},
                               sort_keys=True)
-        return f"{self.model}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+        # A folder name: hf-hub:org/repo and local-dir:/path models must not nest or escape it.
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model.rsplit("/", 1)[-1]).strip("._") or "model"
+        return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)

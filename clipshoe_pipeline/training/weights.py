@@ -17,10 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipshoe_pipeline.training.models import register_model_configs
+from clipshoe_pipeline.training.models import SCHEMA_PREFIXES, register_model_configs
 
 RANDOM_INIT = "RANDOM INIT (not pretrained)"
-SCHEMAS = ("hf-hub", "local-dir")  # open_clip model names that bring their own weights
 HUB_CONFIG = "open_clip_config.json"
 LOCAL_DIR_WEIGHTS = (".safetensors", ".bin", ".pth")  # what open_clip looks for in a local-dir folder
 
@@ -51,11 +50,14 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
     import open_clip
 
     register_model_configs()
-    schema, _, location = model.partition(":")
-    if schema in SCHEMAS and location:
+    if model.startswith(SCHEMA_PREFIXES):
+        schema, _, location = model.partition(":")
+        if pretrained and Path(pretrained).expanduser().is_file():  # a checkpoint of this model, e.g. fine-tuned
+            path = str(Path(pretrained).expanduser().absolute())
+            return WeightsSource("path", path, path)
         if pretrained:
-            raise ValueError(f"open_clip takes the weights of {model} from its {schema} source and ignores "
-                             f"`pretrained` ({pretrained!r}): leave it empty")
+            raise ValueError(f"open_clip takes the weights of {model} from its {schema} source: `pretrained` "
+                             f"can only be a checkpoint file of that model, not {pretrained!r}")
         return _hub_weights(location, cache_dir) if schema == "hf-hub" else _local_dir_weights(location)
     if model not in open_clip.list_models():
         raise ValueError(f"unknown model {model!r}: not an open_clip config (open_clip.list_models()), "

@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import Field, model_validator
 
 from clipshoe_pipeline.training.export import ExportConfig
+from clipshoe_pipeline.training.models import SCHEMA_PREFIXES
 
 Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pure_fp16", "fp32"]
 # torch.compile modes; those with CUDA graphs: one GPU (DDP's hooks run outside graphs), no accumulation
@@ -63,6 +64,10 @@ class FinetuneConfig(dg.Config):
             raise ValueError("lock_image_unlocked_groups needs lock_image")
         if self.lock_text_unlocked_layers and not self.lock_text:
             raise ValueError("lock_text_unlocked_layers needs lock_text")
+        if self.pretrained and self.model.startswith(SCHEMA_PREFIXES):
+            raise ValueError(f"open_clip's trainer takes the weights of {self.model} from its source and ignores "
+                             "--pretrained: leave `pretrained` empty (to continue from a checkpoint, name the "
+                             "checkpoint's open_clip config as `model`, or put the weights in a local-dir: folder)")
         flags = {arg.split("=")[0] for arg in self.extra_args}  # argparse also takes --flag=value
         for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained", "--torchcompile"):
             if flag in flags:
