@@ -149,3 +149,22 @@ def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data
         "SELECT DISTINCT model, checkpoint FROM metrics ORDER BY model")
     assert [r["model"] for r in rows] == ["baseline", "folder-peer"]
     assert rows[1]["checkpoint"].endswith("peer/open_clip_model.safetensors")  # the weights it was scored with
+
+
+def test_nothing_to_evaluate_on_and_an_absent_gpu_fail_saying_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(ZAPPOS_DIR_ENV, raising=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        nothing = run_job(instance, "evaluate_job", "model_metrics", TINY_BASELINE)
+        write_curated_pairs(tmp_path, products=10, images_per_product=1)
+        no_gpu = run_job(instance, "evaluate_job", "model_metrics", {**TINY_BASELINE, "device": "cuda"})
+    assert "nothing to evaluate on" in failure_message(nothing)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert "torch sees no GPU" in failure_message(no_gpu)
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    assert not result.success
+    return " ".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)

@@ -135,6 +135,15 @@ def test_truncated_checkpoints_are_removed_before_resuming(tmp_path):
     assert run.latest_checkpoint_epoch() == 1
 
 
+def test_more_gpus_than_this_host_has_fail_before_training(data_dir):
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = finetune(instance, gpus=torch.cuda.device_count() + 1)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "visible here" in str(failure.step_failure_data.error)
+    assert not list((data_dir / "training" / "runs").glob("*/epochs.jsonl"))  # nothing trained
+
+
 def test_missing_pretrained_weights_fail_the_asset_before_training(data_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(data_dir / "empty_hf_cache"))
     with dg.DagsterInstance.ephemeral() as instance:

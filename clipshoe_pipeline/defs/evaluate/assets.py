@@ -103,6 +103,9 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
     device = _device(config.device)
     pairs = pq.read_table(paths.curated_pairs_parquet) if paths.curated_pairs_parquet.exists() else None
     zappos = _zappos(context)
+    if pairs is None and zappos is None:
+        raise dg.Failure("nothing to evaluate on: no curated_pairs Parquet (materialize curated_pairs) and no "
+                         f"UT Zappos50K ({NOT_CONFIGURED})")
     leaves = category_leaves(catalog)
 
     rows, missing = [], {}
@@ -218,11 +221,13 @@ def _zappos(context: dg.AssetExecutionContext) -> ZapposDataset | None:
 
 
 def _device(choice: str) -> str:
-    if choice != "auto":
-        return choice
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise dg.Failure(f"device {choice!r} asked for, but torch sees no GPU here: use 'auto' or 'cpu'")
+    return choice
 
 
 evaluate_job = dg.define_asset_job(
