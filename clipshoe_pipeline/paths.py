@@ -144,13 +144,17 @@ def ensure_dagster_home() -> Path:
 
 
 def missing_instance_settings(config: Path) -> list[str]:
-    """Which of our dagster.yaml limits `config` lacks."""
-    settings = yaml.safe_load(config.read_text()) or {}
+    """Which of our dagster.yaml limits `config` lacks (in the current keys or the older
+    `run_queue` / `default_op_concurrency_limit` ones Dagster still reads)."""
+    settings = yaml.safe_load(config.read_text())
+    settings = settings if isinstance(settings, dict) else {}
     concurrency = settings.get("concurrency") or {}
-    tag_limits = (concurrency.get("runs") or {}).get("tag_concurrency_limits") or []
+    tag_limits = [*((concurrency.get("runs") or {}).get("tag_concurrency_limits") or []),
+                  *((settings.get("run_queue") or {}).get("tag_concurrency_limits") or [])]
     missing = []
-    if (concurrency.get("pools") or {}).get("default_limit") is None:
+    if (concurrency.get("pools") or {}).get("default_limit") is None and \
+            concurrency.get("default_op_concurrency_limit") is None:
         missing.append("concurrency.pools.default_limit (one training at a time)")
-    if not any(limit.get("key") == "dagster/partition" for limit in tag_limits):
+    if not any(isinstance(limit, dict) and limit.get("key") == "dagster/partition" for limit in tag_limits):
         missing.append("the dagster/partition run tag limit (one crawl per site)")
     return missing

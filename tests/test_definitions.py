@@ -94,6 +94,11 @@ def test_an_existing_dagster_yaml_is_kept_but_a_missing_limit_is_said(tmp_path, 
     ensure_dagster_home()  # the current defaults: nothing to say
     ensure_dagster_home()
     assert capsys.readouterr().err == ""
+    (tmp_path / "dagster.yaml").write_text(  # the older keys Dagster still reads
+        "concurrency:\n  default_op_concurrency_limit: 1\nrun_queue:\n  tag_concurrency_limits:\n"
+        "    - key: dagster/partition\n      value: {applyLimitPerUniqueValue: true}\n      limit: 1\n")
+    ensure_dagster_home()
+    assert capsys.readouterr().err == ""
 
 
 def test_an_empty_dagster_home_counts_as_unset(tmp_path, monkeypatch):

@@ -161,7 +161,9 @@ def test_nothing_to_evaluate_on_and_an_absent_gpu_fail_saying_so(tmp_path, monke
     assert "nothing to evaluate on" in failure_message(nothing)
     import torch
 
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        assert no_gpu.success
+    else:
         assert "torch sees no GPU" in failure_message(no_gpu)
 
 

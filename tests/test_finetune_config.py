@@ -46,6 +46,7 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     ({"torch_compile": "fastest"}, "torch_compile"),
     ({"extra_args": ["--opt", "timm/lamb"]}, "needs --eps"),
     ({"extra_args": ["--resume=x"]}, "set by the asset"),
+    ({"extra_args": ["--model", "ViT-L-14"]}, "set by the asset"),
     ({"val_fraction": 1.0}, "less than 1"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(fields, message):
@@ -179,7 +180,10 @@ def open_clip_folder(folder, weights_name: str = "open_clip_model.safetensors"):
     model = open_clip.create_model(TINY_MODEL)
     (folder / "open_clip_config.json").write_text(json.dumps({
         "model_cfg": open_clip.get_model_config(TINY_MODEL), "preprocess_cfg": {}}))
-    save_file(model.state_dict(), folder / weights_name)
+    if weights_name.endswith(".safetensors"):
+        save_file(model.state_dict(), folder / weights_name)
+    else:
+        torch.save(model.state_dict(), folder / weights_name)
     return model
 
 
@@ -194,6 +198,11 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", "openai", cache_dir=str(tmp_path / "hf"))
     with pytest.raises(MissingWeights, match="needs open_clip_config.json and a weights file"):
         resolve_weights(f"local-dir:{tmp_path}", None)
+    with pytest.raises(ValueError, match="absolute path"):
+        resolve_weights("local-dir:models/peer", None)
+    (tmp_path / "finetuned.pt").write_bytes(b"x")
+    with pytest.raises(MissingWeights, match="not in the local Hugging Face cache"):  # its config is needed too
+        resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", str(tmp_path / "finetuned.pt"), cache_dir=str(tmp_path))
 
     repo = tmp_path / "hf" / "models--clipshoe--tiny"
     (repo / "refs").mkdir(parents=True)
@@ -205,6 +214,10 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
     assert (hub.kind, hub.value, hub.identity) == ("hf-hub", None, hub.file) and hub.file.endswith(".safetensors")
     local = resolve_weights(f"local-dir:{repo / 'snapshots' / '0123abcd'}", None)
     assert local.kind == "local-dir" and local.file == hub.file
+    copied = tmp_path / "copied-repo"  # several weights files: the one open_clip will read is named
+    open_clip_folder(copied, "model.safetensors")
+    open_clip_folder(copied, "open_clip_pytorch_model.bin")
+    assert resolve_weights(f"local-dir:{copied}", None).file == str(copied / "open_clip_pytorch_model.bin")
     for name in ("hf-hub:clipshoe/tiny", f"local-dir:{repo / 'snapshots' / '0123abcd'}"):
         loaded, _, _ = load_clip(name, None)  # what open_clip builds is the saved model, not a random one
         assert same_weights(loaded, saved)

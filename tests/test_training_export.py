@@ -45,7 +45,7 @@ def test_csv_export_holds_every_train_pair_once_with_absolute_paths(curated, tmp
     test_images = {str((root / r["image_path"]).absolute()) for r in rows if r["split"] == "test"}
     assert test_images and not test_images & set(exported)  # the test split stays unseen
     args = data.trainer_args()
-    assert args[args.index("--dataset-type") + 1] == "auto" and args[args.index("--csv-separator") + 1] == "\t"
+    assert args[args.index("--dataset-type") + 1] == "csv" and args[args.index("--csv-separator") + 1] == "\t"
 
 
 def test_validation_products_are_held_out_whole_and_once(curated):

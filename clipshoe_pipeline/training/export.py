@@ -68,9 +68,10 @@ class TrainingData:
     snapshot: str  # sha256 over the exported (pair_id, caption) rows, train then val
 
     def trainer_args(self) -> list[str]:
-        # auto: open_clip picks the loader by file extension, per file, so training shards
-        # go with a CSV validation set (an explicit type would apply to both).
-        args = ["--dataset-type", "auto", "--train-data", self.train, "--val-data", str(self.val),
+        # Shards: auto, with which open_clip picks the loader per file extension, so the
+        # validation CSV is read as a CSV (an explicit type applies to both files).
+        dataset_type = "auto" if self.dataset_type == "webdataset" else self.dataset_type
+        args = ["--dataset-type", dataset_type, "--train-data", self.train, "--val-data", str(self.val),
                 "--csv-img-key", CSV_IMAGE_KEY, "--csv-caption-key", CSV_CAPTION_KEY,
                 "--csv-separator", CSV_SEPARATOR]
         if self.dataset_type == "webdataset":

@@ -201,6 +201,9 @@ def main(argv: list[str]) -> None:
         # Under Dagster, progress reaches the run log through Pipes; the console copy
         # (open_clip logs to stdout, torch and workers to stderr) goes to a file.
         _redirect_console(run.console_log)
+    if spec.gpus > (visible := torch.cuda.device_count()):  # checked here, on the host that trains
+        raise SystemExit(f"{spec.gpus} GPU(s) asked for, {visible} visible on this host: lower `gpus` "
+                         "(0 trains on the CPU)")
     with ExitStack() as stack:
         pipes = stack.enter_context(_open_pipes()) if is_rank_zero() else None
         if is_rank_zero():

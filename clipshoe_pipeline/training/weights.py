@@ -21,7 +21,6 @@ from clipshoe_pipeline.training.models import SCHEMA_PREFIXES, register_model_co
 
 RANDOM_INIT = "RANDOM INIT (not pretrained)"
 HUB_CONFIG = "open_clip_config.json"
-LOCAL_DIR_WEIGHTS = (".safetensors", ".bin", ".pth")  # what open_clip looks for in a local-dir folder
 
 
 class MissingWeights(RuntimeError):
@@ -51,14 +50,7 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
 
     register_model_configs()
     if model.startswith(SCHEMA_PREFIXES):
-        schema, _, location = model.partition(":")
-        if pretrained and Path(pretrained).expanduser().is_file():  # a checkpoint of this model, e.g. fine-tuned
-            path = str(Path(pretrained).expanduser().absolute())
-            return WeightsSource("path", path, path)
-        if pretrained:
-            raise ValueError(f"open_clip takes the weights of {model} from its {schema} source: `pretrained` "
-                             f"can only be a checkpoint file of that model, not {pretrained!r}")
-        return _hub_weights(location, cache_dir) if schema == "hf-hub" else _local_dir_weights(location)
+        return _schema_weights(model, pretrained, cache_dir)
     if model not in open_clip.list_models():
         raise ValueError(f"unknown model {model!r}: not an open_clip config (open_clip.list_models()), "
                          "nor hf-hub:org/repo or local-dir:/path")
@@ -87,8 +79,23 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
     return WeightsSource("tag", pretrained, cached)
 
 
-def _hub_weights(repo: str, cache_dir: str | None) -> WeightsSource:
-    """An `hf-hub:` model: its open_clip config and weights must both be in the HF cache."""
+def _schema_weights(model: str, pretrained: str | None, cache_dir: str | None) -> WeightsSource:
+    """An `hf-hub:`/`local-dir:` model: its open_clip config must be here, and its own
+    weights too unless `pretrained` is a checkpoint file of that model (e.g. fine-tuned)."""
+    schema, _, location = model.partition(":")
+    checkpoint = pretrained and Path(pretrained).expanduser()
+    if pretrained and not checkpoint.is_file():
+        raise ValueError(f"open_clip takes the weights of {model} from its {schema} source: `pretrained` "
+                         f"can only be a checkpoint file of that model, not {pretrained!r}")
+    own_weights = _hub_files(location, cache_dir) if schema == "hf-hub" else _local_dir_files(location)
+    if checkpoint:
+        path = str(checkpoint.absolute())
+        return WeightsSource("path", path, path)
+    return WeightsSource(schema, None, own_weights)
+
+
+def _hub_files(repo: str, cache_dir: str | None) -> str:
+    """The cached weights file of an `hf-hub:` repository whose config is cached too."""
     from huggingface_hub import try_to_load_from_cache
 
     config = try_to_load_from_cache(repo, HUB_CONFIG, cache_dir=cache_dir)
@@ -99,17 +106,21 @@ def _hub_weights(repo: str, cache_dir: str | None) -> WeightsSource:
             "machine cannot download it. Download it where there is network (python -c \"import open_clip; "
             f"open_clip.create_model_and_transforms('hf-hub:{repo}')\"), then copy ~/.cache/huggingface "
             "(or $HF_HOME) here, or use local-dir:/path with the repository's files")
-    return WeightsSource("hf-hub", None, weights)
+    return weights
 
 
-def _local_dir_weights(folder: str) -> WeightsSource:
-    """A `local-dir:` model: a folder with open_clip_config.json and a weights file."""
-    path = Path(folder).expanduser()
-    weights = sorted(p for suffix in LOCAL_DIR_WEIGHTS for p in path.glob(f"*{suffix}")) if path.is_dir() else []
-    if not (path / HUB_CONFIG).is_file() or not weights:
+def _local_dir_files(folder: str) -> str:
+    """The weights file open_clip picks in a `local-dir:` folder that holds its config."""
+    from open_clip.factory import _find_checkpoint_in_dir  # open_clip's own choice among several files
+
+    path = Path(folder)
+    if not path.is_absolute():  # open_clip reads it as written, from wherever the process runs
+        raise ValueError(f"local-dir:{folder}: give the folder as an absolute path")
+    weights = _find_checkpoint_in_dir(path) if (path / HUB_CONFIG).is_file() else None
+    if weights is None:
         raise MissingWeights(f"local-dir:{folder} needs {HUB_CONFIG} and a weights file "
-                             f"({', '.join('*' + s for s in LOCAL_DIR_WEIGHTS)}) in that folder")
-    return WeightsSource("local-dir", None, str(weights[0].absolute()))
+                             "(*.safetensors, *.bin or *.pth) in that folder")
+    return str(weights)
 
 
 def _cached_file(cfg: dict, cache_dir: str | None) -> str | None:

@@ -69,7 +69,8 @@ class FinetuneConfig(dg.Config):
                              "--pretrained: leave `pretrained` empty (to continue from a checkpoint, name the "
                              "checkpoint's open_clip config as `model`, or put the weights in a local-dir: folder)")
         flags = {arg.split("=")[0] for arg in self.extra_args}  # argparse also takes --flag=value
-        for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained", "--torchcompile"):
+        for flag in ("--logs", "--name", "--resume", "--train-data", "--val-data", "--pretrained", "--torchcompile",
+                     "--model", "--dataset-type", "--train-num-samples"):
             if flag in flags:
                 raise ValueError(f"{flag} is set by the asset, not through extra_args")
         if any(arg.split("=")[-1].startswith("timm/") for arg in self.extra_args) and "--eps" not in flags:
