@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -125,18 +126,19 @@ def _print_rows(rows: list[dict], header: tuple[str, ...]) -> None:
 
 
 def run_dev(*, replay: bool, seed: int, products_per_site: int, port: int) -> int:
-    """`dagster dev` on workspace.yaml with run history under the data dir; with
-    `replay`, the synthetic shops run alongside so UI-launched crawls work offline."""
+    """`dg dev` on this project (Dagster's own command; `dagster dev` is superseded) with
+    run history under the data dir; with `replay`, the synthetic shops run alongside so
+    UI-launched crawls work offline."""
     ensure_dagster_home()
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)]
+    command = [str(Path(sys.executable).with_name("dg")), "dev", "-p", str(port)]
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}  # dg runs the project in the environment we run in
     if not replay:
-        return subprocess.call(command, cwd=PROJECT_ROOT)
+        return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
     catalog = Catalog(seed=seed, products_per_site=products_per_site)
     with running_shop(catalog, faults=Faults.default_on()) as shop:
         print(f"replay shop at {shop.url} (synthetic data); crawls launched from the UI go there")
-        env = {**os.environ, REPLAY_ENV: shop.url}
         try:
-            return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
+            return subprocess.call(command, cwd=PROJECT_ROOT, env={**env, REPLAY_ENV: shop.url})
         except KeyboardInterrupt:
             return 0
 
