@@ -209,7 +209,18 @@ def main() -> None:
     variants = (args.variants or ("compile,compile+fused,cudagraphs+fused" if gpu else "eager,fused")).split(",")
     if unknown := [v for v in variants if v not in VARIANTS]:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    work = args.work or Path(tempfile.mkdtemp(prefix="clipshoe-train-bench-"))
+    if gpu and not _cuda_available():
+        parser.error("no CUDA GPU visible: this benchmark is for a GPU; --cpu (make bench-train CPU=1) "
+                     "runs it on the CPU with the tiny model, to prove it works")
+    if args.work:
+        sweep(args, variants, gpu, args.work)
+    else:  # a scratch folder of drawn images and run folders, gone afterwards
+        with tempfile.TemporaryDirectory(prefix="clipshoe-train-bench-") as scratch:
+            sweep(args, variants, gpu, Path(scratch))
+
+
+def sweep(args: argparse.Namespace, variants: list[str], gpu: bool, work: Path) -> None:
+    """Every variant on tensors, then the fastest on real data and open_clip's synthetic loader."""
     samples = args.steps * args.batch_size
 
     started = time.perf_counter()
@@ -231,7 +242,7 @@ def main() -> None:
             skipped.append(f"{variant}/{case}")
             return None
         results.append(run_case(variant, case, cases[case], args, work))
-        print(_row(results[-1], results[0]), flush=True)
+        print(f"measured: {_row(results[-1], results[0])}", file=sys.stderr, flush=True)
         save()  # after every case: a machine taken back mid-sweep still leaves what was measured
         return results[-1] if "samples_per_s" in results[-1] else None
 
@@ -261,8 +272,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         print(_row(r, results[0]))
-    for case, ratio in ratios.items():
-        print(f"| {fastest['variant']} | {case}/tensors | {ratio:.2f} | | | | | |")
+    if ratios:
+        print(f"\n| {fastest['variant']}: samples/s against the tensors ceiling | ratio |\n|---|---|")
+        for case, ratio in ratios.items():
+            print(f"| {case} / tensors | {ratio:.2f} |")
     if skipped:
         print(f"skipped: {', '.join(skipped)}")
 
@@ -276,6 +289,12 @@ def _row(result: dict, first: dict) -> str:
     return (f"{head} {result['samples_per_s']:.0f} | {vs_first} | "
             f"{' / '.join(f'{x:.0f}' for x in result['epoch_rates'])} | {gpu_mem} | "
             f"{result['peak_pss_gib']:.2f} | {result['wall_s']:.0f} |")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _device_name(gpu: bool) -> str:

@@ -60,12 +60,16 @@ def run_demo(args: argparse.Namespace) -> int:
 def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     from scrapers.items import SITES
 
-    parser = subparsers.add_parser("demo", help="run the pipeline against the replay shop (synthetic data)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--products-per-site", type=int, default=100)
+    parser = subparsers.add_parser(
+        "demo", help="run the pipeline against the replay shop (synthetic data)",
+        description="Crawl the replay shop (synthetic, seeded), curate, fine-tune the tiny CPU model and evaluate "
+                    "it, in the persistent Dagster instance under the data dir; ends with the tables.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
+    parser.add_argument("--products-per-site", type=int, default=100, help="products each synthetic shop lists")
     parser.add_argument("--sites", default=",".join(SITES), help="comma-separated subset of the five sites")
     parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="default",
-                        help="planted HTTP faults (default: the realistic mix)")
+                        help="planted HTTP faults: default is the realistic mix, none turns them off")
     parser.set_defaults(run=run_demo)
 
 
@@ -76,11 +80,15 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def add_dev_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("dev", help="the Dagster UI (dagster dev), with the replay shop unless --live")
+    parser = subparsers.add_parser(
+        "dev", help="the Dagster UI (dg dev), with the replay shop unless --live",
+        description="dg dev on this project, with run history under the data dir and, unless --live, the "
+                    "replay shop running so crawls launched from the UI work offline.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--live", action="store_true", help="no replay shop: crawls go to the real sites")
-    parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--products-per-site", type=int, default=100)
+    parser.add_argument("--port", type=int, default=3000, help="the UI's port")
+    parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
+    parser.add_argument("--products-per-site", type=int, default=100, help="products each synthetic shop lists")
     parser.set_defaults(run=run_dev)
 
 

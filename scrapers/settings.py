@@ -19,7 +19,8 @@ USER_AGENT = "clipshoe-research-crawler (+https://github.com/clipshoe/clipshoe)"
 CONCURRENT_REQUESTS = 32
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.5
-RANDOMIZE_DOWNLOAD_DELAY = True
+# Scrapy randomises the delay by ±50% by default (DOWNLOAD_DELAY_JITTER from 2.19;
+# setting the older RANDOMIZE_DOWNLOAD_DELAY now only prints a deprecation warning).
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 30.0

@@ -178,4 +178,4 @@ def test_the_gpu_throughput_benchmark_runs_every_input_on_the_cpu(tmp_path):
         ("fused", "tensors"), ("fused", "real_data"), ("fused", "synthetic")]
     assert all(r["samples_per_s"] > 0 for r in report["results"]) and set(report["ratio_to_tensors"]) == {
         "real_data", "synthetic"}
-    assert "| fused | real_data/tensors |" in result.stdout
+    assert "| real_data / tensors |" in result.stdout and "measured: | fused | tensors |" in result.stderr

@@ -9,6 +9,9 @@ calls `register_model_configs()` first.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,24 @@ def load_clip(model_name: str, weights: str | None, *, device: str = "cpu") -> t
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, load_weights=False, device=device)
         open_clip.load_checkpoint(model, weights, device=device)
     else:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name, pretrained=weights, device=device, require_pretrained=weights is not None or schema_model)
+        with _quiet_random_init_warning(enabled=weights is None and not schema_model):  # asked for, labelled
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=weights, device=device, require_pretrained=weights is not None or schema_model)
     model.eval()
     return model, preprocess, open_clip.get_tokenizer(model_name)
+
+
+@contextmanager
+def _quiet_random_init_warning(*, enabled: bool) -> Iterator[None]:
+    """Without open_clip's "No pretrained weights loaded" on the root logger: the caller
+    asked for random weights and labels them itself."""
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+    root = logging.getLogger()
+    if enabled:
+        root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
