@@ -10,7 +10,8 @@ from benchmarks.dedup_quality import planted_images, score, transform_recall
 from clipshoe_pipeline.curation.clusters import (DedupConfig, aligned_distances, connected_components,
                                                  duplicate_clusters, duplicate_pairs)
 from clipshoe_pipeline.curation.hashing import THUMB_SIDE, thumbnail
-from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs
+from clipshoe_pipeline.curation.neardup import (exhaustive_pairs, exhaustive_pairs_between, near_pairs,
+                                                near_pairs_between)
 from replay_shop.pictures import PictureSpec, draw
 
 
@@ -35,6 +36,19 @@ def test_near_pairs_equal_exhaustive(n, radius):
     # Tiny chunks and other table counts take the same answer through other paths.
     for tables in {3, 4, radius + 1}:
         assert np.array_equal(near_pairs(codes, radius, tables=tables, chunk_pairs=64), expected)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 501])
+@pytest.mark.parametrize("radius", [0, 1, 6, 10])
+def test_near_pairs_between_equal_exhaustive(n, radius):
+    queries = planted_codes(n, seed=n + radius)
+    # Database: other codes plus copies of some queries a few bits away, many per bucket.
+    database = np.concatenate([planted_codes(3 * n + 1, seed=n + radius + 1), queries[: n // 2] ^ np.uint64(0b101),
+                               np.repeat(queries[:3], 5)])
+    expected = exhaustive_pairs_between(queries, database, radius)
+    assert np.array_equal(near_pairs_between(queries, database, radius), expected)
+    for tables in {2, 3, radius + 1}:
+        assert np.array_equal(near_pairs_between(queries, database, radius, tables=tables, chunk_pairs=64), expected)
 
 
 def test_pairs_are_ordered_unique_and_int64():

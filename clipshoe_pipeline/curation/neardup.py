@@ -1,11 +1,21 @@
-"""All pairs of 64-bit hashes within a Hamming radius, without comparing all pairs.
+"""Pairs of 64-bit hashes within a Hamming radius, without comparing all pairs.
 
 Multi-index hashing (Norouzi et al.): split the 64 bits into `m` substrings. Two
-codes within distance r differ in at most r bits, so by pigeonhole at least one of
-their substrings differs in at most floor(r/m) bits. Each substring is a table:
-codes are sorted by that substring's value, so codes agreeing on it form one bucket,
-and a code's candidates are its own bucket plus the buckets whose key differs in at
-most floor(r/m) bits (bit-flip probes). Candidates are checked on all 64 bits.
+codes within distance r differ in at most r bits in all substrings together, so if
+substring k is given a threshold t_k with sum(t_k + 1) > r, at least one substring
+differs in at most its t_k bits (pigeonhole). Thresholds are spread as evenly as
+that allows (r = 6 over three substrings: 2, 1, 1, where floor(r/m) for all would
+probe 2, 2, 2). Each substring is a table: codes are sorted by that substring's
+value, so codes agreeing on it form one bucket, and a code's candidates are the
+buckets whose key differs from its own in at most t_k bits (bit-flip probes).
+Candidates are checked on all 64 bits.
+
+Two searches share the tables:
+- `near_pairs`: every pair within one set (full-image hashes against each other);
+- `near_pairs_between`: every (query, database) pair across two sets (full-image
+  hashes against other pictures' crop windows). Only the database is indexed; the
+  queries probe it, so the work grows with the pairs that can match, never with
+  the pairs inside either set.
 
 More tables mean shorter keys, which are cheap to probe but share buckets with many
 random codes; fewer, longer keys need many probes. `plan_tables` picks `m` with a
@@ -20,6 +30,7 @@ reported by one table only, so no de-duplication of large arrays is needed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import combinations
 from math import comb
 
@@ -33,6 +44,25 @@ DENSE_KEY_BITS = 24  # keys up to this width are looked up in a dense table (<= 
 MAX_PROBES = 1 << 20  # probe keys per bucket beyond which a table plan is hopeless
 
 
+@dataclass(frozen=True)
+class _Table:
+    shift: int
+    width: int
+    threshold: int  # the most bits a candidate's key may differ in
+
+    def key(self, codes: np.ndarray) -> np.ndarray:
+        return (codes >> np.uint64(self.shift)) & np.uint64((1 << self.width) - 1)
+
+    def apart(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Bits in which the keys of a and b differ."""
+        return np.bitwise_count(self.key(a ^ b))
+
+    @property
+    def neighbourhood(self) -> int:
+        """Keys within `threshold` bits of a key (itself included)."""
+        return sum(comb(self.width, k) for k in range(self.threshold + 1))
+
+
 def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
                chunk_pairs: int = CHUNK_PAIRS) -> np.ndarray:
     """Every pair (i, j), i < j, with popcount(codes[i] ^ codes[j]) <= radius, as an
@@ -40,27 +70,25 @@ def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
     number of substrings (benchmarks compare them)."""
     codes = as_codes(codes)
     _check_radius(radius)
-    n = len(codes)
-    if n < 2:
+    if len(codes) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    m = tables or plan_tables(n, radius)
-    if not 1 <= m <= CODE_BITS:
-        raise ValueError(f"tables must be in [1, {CODE_BITS}], got {m}")
-    flips = radius // m
-    substrings = _substrings(m)
-    probes = _neighbourhood(substrings[0][1], flips)
-    if probes > MAX_PROBES:
-        raise ValueError(f"{m} tables at radius {radius} need {probes} probes per key; use more tables")
-    found = []
-    for table, (shift, width) in enumerate(substrings):
-        for left, right in _table_candidates(codes, shift, width, flips, chunk_pairs):
-            left, right = _verified(codes, left, right, radius)
-            # Report a pair in the first table where it is a candidate only.
-            first_here = np.ones(len(left), dtype=bool)
-            for earlier_shift, earlier_width in substrings[:table]:
-                first_here &= _bits_apart(codes[left], codes[right], earlier_shift, earlier_width) > flips
-            found.append((left[first_here], right[first_here]))
-    return _sorted_pairs(found)
+    plan = _feasible(_plan(tables or plan_tables(len(codes), radius), radius), radius)
+    found = list(_search(plan, lambda table: _self_candidates(codes, table, chunk_pairs), codes, codes, radius))
+    return _sorted_pairs(found, symmetric=True)
+
+
+def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, tables: int | None = None,
+                       chunk_pairs: int = CHUNK_PAIRS) -> np.ndarray:
+    """Every pair (q, d) with popcount(queries[q] ^ database[d]) <= radius, as an
+    int64 array of shape (k, 2) sorted by (q, d)."""
+    queries, database = as_codes(queries), as_codes(database)
+    _check_radius(radius)
+    if not len(queries) or not len(database):
+        return np.empty((0, 2), dtype=np.int64)
+    plan = _feasible(_plan(tables or plan_tables(len(database), radius, queries=len(queries)), radius), radius)
+    found = list(_search(plan, lambda table: _between_candidates(queries, database, table, chunk_pairs),
+                         queries, database, radius))
+    return _sorted_pairs(found, symmetric=False)
 
 
 def exhaustive_pairs(codes: np.ndarray, radius: int, *, block: int = 2048) -> np.ndarray:
@@ -76,7 +104,19 @@ def exhaustive_pairs(codes: np.ndarray, radius: int, *, block: int = 2048) -> np
         upper = np.triu(np.ones((len(rows), len(codes) - start), dtype=bool), k=1)
         i, j = np.nonzero((distances <= radius) & upper)
         found.append((i + start, j + start))
-    return _sorted_pairs(found)
+    return _sorted_pairs(found, symmetric=True)
+
+
+def exhaustive_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *,
+                             block: int = 2048) -> np.ndarray:
+    """The all-pairs baseline of `near_pairs_between`."""
+    queries, database = as_codes(queries), as_codes(database)
+    _check_radius(radius)
+    found = []
+    for start in range(0, len(queries), block):
+        q, d = np.nonzero(np.bitwise_count(queries[start:start + block, None] ^ database[None, :]) <= radius)
+        found.append((q + start, d))
+    return _sorted_pairs(found, symmetric=False)
 
 
 def as_codes(codes: np.ndarray) -> np.ndarray:
@@ -88,17 +128,23 @@ def as_codes(codes: np.ndarray) -> np.ndarray:
     return codes.view(np.uint64)
 
 
-def plan_tables(n: int, radius: int) -> int:
+def plan_tables(n: int, radius: int, *, queries: int | None = None) -> int:
     """The number of substrings with the least expected work for n uniformly spread
-    codes: candidate checks plus probes, summed over the tables."""
+    codes (the database, when `queries` codes probe it; else pairs within the n):
+    candidate checks plus probes, summed over the tables."""
     def cost(m: int) -> float:
-        flips = radius // m
         total = 0.0
-        for _, width in _substrings(m):
-            neighbourhood = _neighbourhood(width, flips)
-            keys = min(n, 2.0 ** width)
-            candidates = n * n / 2 * neighbourhood / 2.0 ** width
-            total += candidates + PROBE_COST * keys * (neighbourhood - 1) / 2
+        for table in _plan(m, radius):
+            if table.neighbourhood > MAX_PROBES:
+                return float("inf")
+            keys = min(n, 2.0 ** table.width)
+            if queries is None:
+                candidates = n * n / 2 * table.neighbourhood / 2.0 ** table.width
+                probes = keys * (table.neighbourhood - 1) / 2
+            else:
+                candidates = queries * n * table.neighbourhood / 2.0 ** table.width
+                probes = queries * table.neighbourhood
+            total += candidates + PROBE_COST * probes
         return total
 
     return min(range(1, min(CODE_BITS, radius + 1) + 1), key=cost)
@@ -109,26 +155,38 @@ def _check_radius(radius: int) -> None:
         raise ValueError(f"radius must be in [0, {CODE_BITS - 1}], got {radius}")
 
 
-def _substrings(m: int) -> list[tuple[int, int]]:
-    """(shift, width) of m contiguous substrings covering the 64 bits, widths
-    differing by at most one."""
+def _plan(m: int, radius: int) -> list[_Table]:
+    """m contiguous substrings covering the 64 bits (widths differing by at most
+    one, wider first) with thresholds t_k, sum(t_k + 1) = radius + 1, the wider
+    ones taking the larger. With more substrings than radius + 1, the surplus
+    ones (t_k = -1) need no table."""
+    if not 1 <= m <= CODE_BITS:
+        raise ValueError(f"tables must be in [1, {CODE_BITS}], got {m}")
     widths = [CODE_BITS // m + (k < CODE_BITS % m) for k in range(m)]
     shifts = np.cumsum([0] + widths[:-1])
-    return [(int(s), w) for s, w in zip(shifts, widths)]
+    base, extra = divmod(radius + 1, m)
+    return [_Table(int(shift), width, base - 1 + (k < extra)) for k, (shift, width) in enumerate(zip(shifts, widths))
+            if base - 1 + (k < extra) >= 0]
 
 
-def _neighbourhood(width: int, flips: int) -> int:
-    """How many keys lie within `flips` bits of a key of `width` bits (itself included)."""
-    return sum(comb(width, k) for k in range(flips + 1))
+def _feasible(plan: list[_Table], radius: int) -> list[_Table]:
+    probes = max(table.neighbourhood for table in plan)
+    if probes > MAX_PROBES:
+        raise ValueError(f"{len(plan)} tables at radius {radius} need {probes} probes per key; use more tables")
+    return plan
 
 
-def _key(codes: np.ndarray, shift: int, width: int) -> np.ndarray:
-    mask = np.uint64((1 << width) - 1)
-    return (codes >> np.uint64(shift)) & mask
-
-
-def _bits_apart(a: np.ndarray, b: np.ndarray, shift: int, width: int) -> np.ndarray:
-    return np.bitwise_count(_key(a ^ b, shift, width))
+def _search(plan: list[_Table], candidates: Callable[[_Table], Iterator[tuple[np.ndarray, np.ndarray]]],
+            left_codes: np.ndarray, right_codes: np.ndarray,
+            radius: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Verified pairs of every table, each pair from the first table where it is a candidate only."""
+    for number, table in enumerate(plan):
+        for left, right in candidates(table):
+            a, b = left_codes[left], right_codes[right]
+            keep = np.bitwise_count(a ^ b) <= radius
+            for earlier in plan[:number]:
+                keep &= earlier.apart(a, b) > earlier.threshold
+            yield left[keep], right[keep]
 
 
 def _flip_masks(width: int, flips: int) -> np.ndarray:
@@ -137,36 +195,66 @@ def _flip_masks(width: int, flips: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
-def _table_candidates(codes: np.ndarray, shift: int, width: int, flips: int,
-                      chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Candidate pairs (original indices) of one table, in bounded chunks, each
-    pair once: same bucket (i before j in bucket order), or buckets whose keys
-    differ in 1..flips bits (probed from the smaller key only)."""
-    keys = _key(codes, shift, width)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    sizes = np.diff(np.r_[starts, len(keys)])
-    bucket_keys = sorted_keys[starts]
+@dataclass
+class _Buckets:
+    """Codes sorted by one table's key; equal keys form a bucket."""
+
+    order: np.ndarray  # sorted position -> code index
+    starts: np.ndarray  # bucket -> first sorted position
+    sizes: np.ndarray
+    keys: np.ndarray  # bucket -> its key, ascending
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> _Buckets:
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        return cls(order, starts, np.diff(np.r_[starts, len(keys)]), sorted_keys[starts])
+
+
+def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidate pairs (code indices) of one table, in bounded chunks, each pair
+    once: same bucket (i before j in bucket order), or buckets whose keys differ in
+    1..threshold bits (probed from the smaller key only)."""
+    buckets = _Buckets.of(table.key(codes))
+    order = buckets.order
 
     # Same bucket: position p pairs with every later position of its bucket.
-    ends = np.repeat(starts + sizes, sizes)
-    positions = np.arange(len(keys))
-    yield from _expand(order, positions, positions + 1, ends - positions - 1, chunk_pairs)
+    ends = np.repeat(buckets.starts + buckets.sizes, buckets.sizes)
+    positions = np.arange(len(codes))
+    for left, right in _expand(positions, positions + 1, ends - positions - 1, chunk_pairs):
+        yield order[left], order[right]
 
     # Neighbouring buckets: each member of bucket a pairs with every member of bucket b.
-    find_bucket = _bucket_finder(bucket_keys, width)
-    for masks in _mask_batches(_flip_masks(width, flips), len(keys), chunk_pairs):
-        targets = (bucket_keys[:, None] ^ masks[None, :]).ravel()
-        sources = np.repeat(np.arange(len(bucket_keys)), len(masks))
-        upward = targets > bucket_keys[sources]
+    find_bucket = _bucket_finder(buckets.keys, table.width)
+    for masks in _mask_batches(_flip_masks(table.width, table.threshold), len(codes), chunk_pairs):
+        targets = (buckets.keys[:, None] ^ masks[None, :]).ravel()
+        sources = np.repeat(np.arange(len(buckets.keys)), len(masks))
+        upward = targets > buckets.keys[sources]
         targets, sources = targets[upward], sources[upward]
         hit = find_bucket(targets)
         found = hit >= 0
         a, b = sources[found], hit[found]
-        rows = _members(starts[a], sizes[a])
-        member_of = np.repeat(np.arange(len(a)), sizes[a])
-        yield from _expand(order, rows, starts[b][member_of], sizes[b][member_of], chunk_pairs)
+        rows = _members(buckets.starts[a], buckets.sizes[a])
+        member_of = np.repeat(np.arange(len(a)), buckets.sizes[a])
+        for left, right in _expand(rows, buckets.starts[b][member_of], buckets.sizes[b][member_of], chunk_pairs):
+            yield order[left], order[right]
+
+
+def _between_candidates(queries: np.ndarray, database: np.ndarray, table: _Table,
+                        chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Candidate (query, database) pairs of one table, in bounded chunks: each query
+    against every database bucket within `threshold` bits of its key."""
+    buckets = _Buckets.of(table.key(database))
+    find_bucket = _bucket_finder(buckets.keys, table.width)
+    query_keys = table.key(queries)
+    masks = np.r_[np.zeros(1, dtype=np.uint64), _flip_masks(table.width, table.threshold)]
+    for batch in _mask_batches(masks, len(queries), chunk_pairs):
+        hit = find_bucket((query_keys[:, None] ^ batch[None, :]).ravel())
+        found = np.flatnonzero(hit >= 0)
+        source, bucket = found // len(batch), hit[found]
+        for left, right in _expand(source, buckets.starts[bucket], buckets.sizes[bucket], chunk_pairs):
+            yield left, buckets.order[right]
 
 
 def _bucket_finder(bucket_keys: np.ndarray, width: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -197,10 +285,9 @@ def _members(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.arange(sizes.sum()) - np.repeat(offsets - starts, sizes)
 
 
-def _expand(order: np.ndarray, rows: np.ndarray, first: np.ndarray, lengths: np.ndarray,
+def _expand(rows: np.ndarray, first: np.ndarray, lengths: np.ndarray,
             chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs (rows[k], first[k] + t) for t < lengths[k], in sorted positions mapped
-    to original indices through `order`, at most about chunk_pairs at a time."""
+    """Pairs (rows[k], first[k] + t) for t < lengths[k], at most about chunk_pairs at a time."""
     keep = lengths > 0
     rows, first, lengths = rows[keep], first[keep], lengths[keep]
     bounds = np.cumsum(lengths)
@@ -212,20 +299,17 @@ def _expand(order: np.ndarray, rows: np.ndarray, first: np.ndarray, lengths: np.
         counts = lengths[start:stop]
         row_of = np.repeat(np.arange(start, stop), counts)
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        yield order[rows[row_of]], order[first[row_of] + offsets]
+        yield rows[row_of], first[row_of] + offsets
         start = stop
 
 
-def _verified(codes: np.ndarray, left: np.ndarray, right: np.ndarray,
-              radius: int) -> tuple[np.ndarray, np.ndarray]:
-    close = np.bitwise_count(codes[left] ^ codes[right]) <= radius
-    return left[close], right[close]
-
-
-def _sorted_pairs(found: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def _sorted_pairs(found: list[tuple[np.ndarray, np.ndarray]], *, symmetric: bool) -> np.ndarray:
+    """The pairs as one (k, 2) int64 array sorted by (left, right); symmetric pairs as (min, max)."""
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     left = np.concatenate([f[0] for f in found]).astype(np.int64)
     right = np.concatenate([f[1] for f in found]).astype(np.int64)
-    pairs = np.column_stack([np.minimum(left, right), np.maximum(left, right)])
+    if symmetric:
+        left, right = np.minimum(left, right), np.maximum(left, right)
+    pairs = np.column_stack([left, right])
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
