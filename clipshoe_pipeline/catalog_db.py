@@ -116,17 +116,23 @@ class CatalogDB(dg.ConfigurableResource):
             (loaded,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
         return loaded
 
-    def replace_site_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]],
+    def replace_site_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]] | pa.Table,
                                 stages: Sequence[str] = CRAWL_STAGES) -> int:
-        """Make `rows` (site, product_id, url, image_url, stage, reason) the site's
-        rejections for `stages`, recorded under `run_id`: like `raw_products`, they
-        describe the site's current snapshot, so a new crawl replaces the last one's."""
-        foreign = {(row["site"], row["stage"]) for row in rows} - {(site, stage) for stage in stages}
+        """Make `rows` (site, product_id, url, image_url, stage, reason; dicts or an
+        Arrow table) the site's rejections for `stages`, recorded under `run_id`: like
+        `raw_products`, they describe the site's current snapshot, so a new crawl
+        replaces the last one's."""
+        rows = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(
+            list(rows), schema=_REJECTIONS_SCHEMA.remove(7).remove(6))
+        foreign = {tuple(key.values()) for key in rows.select(["site", "stage"]).group_by(["site", "stage"])
+                   .aggregate([]).to_pylist()} - {(site, stage) for stage in stages}
         if foreign:
             raise ValueError(f"rejections outside site {site!r} / stages {tuple(stages)}: {sorted(foreign)}")
         recorded_at = datetime.now(timezone.utc)
-        incoming = pa.Table.from_pylist(
-            [{**row, "run_id": run_id, "recorded_at": recorded_at} for row in rows], schema=_REJECTIONS_SCHEMA)
+        incoming = (rows.select(_REJECTIONS_SCHEMA.names[:6])
+                    .append_column("run_id", pa.array([run_id] * rows.num_rows, pa.string()))
+                    .append_column("recorded_at", pa.array([recorded_at] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+                    .cast(_REJECTIONS_SCHEMA))
         with self._transaction() as connection:
             connection.execute(REJECTIONS_DDL)
             connection.execute("DELETE FROM rejections WHERE site = ? AND list_contains(?, stage)",

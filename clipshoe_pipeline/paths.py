@@ -85,6 +85,11 @@ class DataPaths:
         return self.root / "parquet" / "curated_pairs" / "curated_pairs.parquet"
 
     @property
+    def near_duplicates_parquet(self) -> Path:
+        """The near-duplicate pairs behind curated_pairs' clusters."""
+        return self.root / "parquet" / "curated_pairs" / "near_duplicates.parquet"
+
+    @property
     def training_export(self) -> Path:
         """The train split in open_clip's input format (fine-tuning), replaced per export."""
         return self.root / "training" / "export"

@@ -7,21 +7,26 @@ near-duplicate pictures across all sites and crawls into clusters and keep one
 canonical pair per cluster (the largest image, then the longest caption). Finally
 split train/test grouped by product and cluster. Every dropped product or image
 becomes a rejection row with its reason: nothing is silently lost.
+
+Products arrive as Arrow record batches and only one batch is ever held as Python
+rows (captions and the shoe filter are Python string work); everything kept across
+the catalog is columns: Arrow for text, numpy for hashes and thumbnails. So memory
+grows with what de-duplication must hold, not with every field of every product.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_clusters
-from clipshoe_pipeline.curation.hashing import CROP_WINDOWS, THUMB_SIDE
+from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components, duplicate_pairs
+from clipshoe_pipeline.curation.hashing import THUMB_SIDE
 from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
@@ -30,6 +35,24 @@ from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_captio
 STAGE = "curate"
 NEAR_DUPLICATE = "near_duplicate"
 NO_USABLE_IMAGE = "no_usable_image"
+MISSING_FEATURES = "missing_features"
+# What curation reads of raw_products and of the image features.
+PRODUCT_COLUMNS = ("site", "product_id", "url", "title", "description", "brand", "category_path", "attributes",
+                   "images")
+FEATURE_COLUMNS = ("sha256", "status", "reason", "norm_path", "norm_width", "norm_height", "phash", "dhash",
+                   "window_phash", "window_dhash", "thumbnail", "mean_r", "mean_g", "mean_b")
+
+REJECTIONS_SCHEMA = pa.schema([
+    ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("image_url", pa.string()),
+    ("stage", pa.string()), ("reason", pa.string()),
+])
+# The near-duplicate pairs that formed the clusters, persisted with the dataset so
+# that its checks read them instead of searching again.
+NEAR_DUPLICATES_SCHEMA = pa.schema([
+    pa.field("sha256_a", pa.string(), nullable=False),  # the smaller of the two
+    pa.field("sha256_b", pa.string(), nullable=False),
+    pa.field("cluster_id", pa.int64(), nullable=False),
+])
 
 CURATED_PAIRS_SCHEMA = pa.schema([
     pa.field("pair_id", pa.string(), nullable=False),  # stable: hash of site, product_id, image sha256
@@ -62,111 +85,196 @@ class CurationConfig:
 @dataclass
 class Curated:
     pairs: pa.Table  # CURATED_PAIRS_SCHEMA
-    rejections: list[dict[str, Any]]  # site, product_id, url, image_url, stage, reason
-    clusters: dict[int, list[str]]  # cluster_id -> pair image paths (clusters of 2+ pictures)
+    rejections: pa.Table  # REJECTIONS_SCHEMA
+    near_duplicates: pa.Table  # NEAR_DUPLICATES_SCHEMA
+    cluster_examples: dict[int, list[str]]  # the largest merged clusters: cluster_id -> image paths, kept first
     products_in: int
     images_in: int
     test_fraction: float
 
 
-def curate(products: Iterable[Mapping[str, Any]], features: pa.Table, normalised_prefix: str,
-           config: CurationConfig = CurationConfig()) -> Curated:
-    """`products`: raw_products rows; `features`: curation.features rows for their
-    stored images; `normalised_prefix`: the normalised store's path relative to the data
-    root (image_path = prefix + norm_path)."""
-    feature_of = {row["sha256"]: row for row in features.to_pylist()}
-    rejections: list[dict[str, Any]] = []
-    candidates: list[dict[str, Any]] = []
-    products_in = images_in = 0
-    for product in products:
-        products_in += 1
-        reason = non_shoe_reason(product)
-        if reason:
-            rejections.append(_rejection(product, None, reason))
-            continue
-        caption = build_caption(product, config.caption)
-        usable = 0
-        seen_in_product: set[str] = set()
-        for image in as_list(product.get("images")):
-            if image["status"] != "ok":
-                continue  # already a crawl-stage rejection
-            images_in += 1
-            sha = image["sha256"]
-            if sha in seen_in_product:
-                continue  # the same bytes under two URLs of one product: one picture
-            seen_in_product.add(sha)
-            feature = feature_of.get(sha)
-            if feature is None or feature["status"] != STATUS_OK:
-                rejections.append(_rejection(product, image["url"], feature["reason"] if feature else "missing_features"))
-                continue
-            usable += 1
-            candidates.append(_pair(product, image["url"], caption, feature, normalised_prefix))
-        if not usable:
-            rejections.append(_rejection(product, None, NO_USABLE_IMAGE))
+@dataclass
+class _Offered:
+    """The usable images of shoe products, one row per (product, distinct picture), as columns."""
 
-    kept, merged = _one_per_cluster(candidates, config.dedup, rejections)
-    splits = grouped_split([f"{p['site']}:{p['product_id']}" for p in kept], [p["cluster_id"] for p in kept],
+    site: pa.Array
+    product_id: pa.Array
+    url: pa.Array
+    caption: pa.Array
+    image_url: pa.Array
+    feature: np.ndarray  # row of the features table
+
+
+def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_prefix: str,
+           config: CurationConfig = CurationConfig(), examples: int = 5) -> Curated:
+    """`products`: record batches of raw_products (at least PRODUCT_COLUMNS);
+    `features`: curation.features rows for their stored images, sorted by sha256 (at
+    least FEATURE_COLUMNS); `normalised_prefix`: the normalised store's path relative
+    to the data root (image_path = prefix + norm_path). `examples`: how many of the
+    largest merged clusters to name in `cluster_examples`."""
+    rejections: list[pa.Table] = []
+    offered: list[_Offered] = []
+    products_in = images_in = 0
+    for batch in products:
+        products_in += batch.num_rows
+        images, batch_rejections = _offered_images(batch.select(PRODUCT_COLUMNS).to_pylist(), config.caption)
+        images_in += images["offered"]
+        rejections.append(batch_rejections)
+        offered.append(_usable(images, features, rejections))
+    usable = _Offered(*(pa.concat_arrays([getattr(o, name) for o in offered]) if offered else pa.array([], pa.string())
+                        for name in ("site", "product_id", "url", "caption", "image_url")),
+                      feature=np.concatenate([o.feature for o in offered]) if offered else np.empty(0, np.int64))
+    kept, near_duplicates, examples_of = _one_per_cluster(usable, features, config.dedup, normalised_prefix,
+                                                          rejections, examples)
+    splits = grouped_split(pc.binary_join_element_wise(kept.column("site"), kept.column("product_id"), ":")
+                           .to_pylist(), kept.column("cluster_id").to_pylist(),
                            test_fraction=config.test_fraction, seed=config.split_seed)
-    for pair, split in zip(kept, splits):
-        pair["split"] = split
-    kept.sort(key=lambda p: p["pair_id"])
-    return Curated(pairs=pa.Table.from_pylist(kept, schema=CURATED_PAIRS_SCHEMA), rejections=rejections,
-                   clusters=merged, products_in=products_in, images_in=images_in,
+    kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
+    return Curated(pairs=kept.cast(CURATED_PAIRS_SCHEMA), rejections=pa.concat_tables(rejections) if rejections
+                   else REJECTIONS_SCHEMA.empty_table(), near_duplicates=near_duplicates,
+                   cluster_examples=examples_of, products_in=products_in, images_in=images_in,
                    test_fraction=achieved_test_fraction(splits) if splits else 0.0)
 
 
-def _one_per_cluster(candidates: list[dict[str, Any]], dedup: DedupConfig,
-                     rejections: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
-    """Cluster the candidates' pictures and keep the canonical pair of each cluster."""
-    shas = sorted({c["image_sha256"] for c in candidates})
-    index = {sha: i for i, sha in enumerate(shas)}
-    first = {}
-    for c in candidates:
-        first.setdefault(c["image_sha256"], c)
-    phash = np.array([first[s]["phash"] for s in shas], dtype=np.int64)
-    dhash = np.array([first[s]["dhash"] for s in shas], dtype=np.int64)
-    colour = np.array([first[s]["mean_rgb"] for s in shas], dtype=np.int16).reshape(len(shas), 3)
-    windows = len(CROP_WINDOWS)
-    window_phash = np.array([first[s]["_window_phash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
-    window_dhash = np.array([first[s]["_window_dhash"] for s in shas], dtype=np.int64).reshape(len(shas), windows)
-    thumbnails = np.frombuffer(b"".join(first[s]["_thumbnail"] for s in shas), dtype=np.uint8)
-    roots = duplicate_clusters(phash, dhash, colour, dedup, window_phash, window_dhash,
-                               thumbnails.reshape(len(shas), THUMB_SIDE, THUMB_SIDE))
-
-    members: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for c in candidates:
-        members[int(roots[index[c["image_sha256"]]])].append(c)
-    kept, merged = [], {}
-    for group in members.values():
-        cluster_id = _stable_id(min(c["image_sha256"] for c in group))
-        pictures = len({c["image_sha256"] for c in group})
-        group.sort(key=lambda c: (-(c["width"] or 0) * (c["height"] or 0), -len(c["caption"]), c["pair_id"]))
-        canonical = group[0]
-        for other in group[1:]:
-            rejections.append({"site": other["site"], "product_id": other["product_id"], "url": other["url"],
-                               "image_url": other["image_url"], "stage": STAGE, "reason": NEAR_DUPLICATE})
-        if len(group) > 1:
-            merged[cluster_id] = [c["image_path"] for c in group]
-        canonical.update(cluster_id=cluster_id, cluster_size=pictures)
-        kept.append({k: v for k, v in canonical.items() if not k.startswith("_")})
-    return kept, merged
+def _offered_images(rows: list[dict], caption_config: CaptionConfig) -> tuple[dict, pa.Table]:
+    """One batch of products: non-shoe rejections, and for every shoe its stored
+    images (one per distinct picture) with the product's caption."""
+    rejected = _RejectionRows()
+    images = {key: [] for key in ("site", "product_id", "url", "caption", "image_url", "sha256", "product")}
+    offered = 0
+    for number, product in enumerate(rows):
+        reason = non_shoe_reason(product)
+        if reason:
+            rejected.add(product, None, reason)
+            continue
+        caption = build_caption(product, caption_config)
+        seen_in_product: set[str] = set()
+        listed = 0
+        for image in as_list(product.get("images")):
+            if image["status"] != "ok":
+                continue  # already a crawl-stage rejection
+            offered += 1
+            if image["sha256"] in seen_in_product:
+                continue  # the same bytes under two URLs of one product: one picture
+            seen_in_product.add(image["sha256"])
+            listed += 1
+            for key, value in (("site", product["site"]), ("product_id", product["product_id"]),
+                               ("url", product["url"]), ("caption", caption), ("image_url", image["url"]),
+                               ("sha256", image["sha256"]), ("product", number)):
+                images[key].append(value)
+        if not listed:
+            rejected.add(product, None, NO_USABLE_IMAGE)
+    images["offered"] = offered
+    return images, rejected.table()
 
 
-def _pair(product: Mapping[str, Any], image_url: str, caption: str, feature: Mapping[str, Any],
-          normalised_prefix: str) -> dict[str, Any]:
-    sha = feature["sha256"]
-    return {
-        "pair_id": hashlib.blake2b(f"{product['site']}|{product['product_id']}|{sha}".encode(),
-                                   digest_size=8).hexdigest(),
-        "site": product["site"], "product_id": product["product_id"], "image_sha256": sha,
-        "image_path": f"{normalised_prefix}/{feature['norm_path']}",
-        "width": feature["norm_width"], "height": feature["norm_height"],
-        "phash": feature["phash"], "dhash": feature["dhash"], "caption": caption, "url": product["url"],
-        "image_url": image_url, "mean_rgb": [feature["mean_r"], feature["mean_g"], feature["mean_b"]],
-        # Only for clustering; "_" keys are dropped from the kept rows.
-        "_window_phash": feature["window_phash"], "_window_dhash": feature["window_dhash"],
-        "_thumbnail": feature["thumbnail"],
-    }
+def _usable(images: dict, features: pa.Table, rejections: list[pa.Table]) -> _Offered:
+    """The offered images that have features with status ok; the others are
+    rejected with the feature's reason, and products left without any image too."""
+    sha = pa.array(images["sha256"], pa.string())
+    row = pc.index_in(sha, value_set=features.column("sha256"))
+    ok = pc.fill_null(pc.equal(features.column("status").take(row), STATUS_OK), False).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(~ok)
+    if len(bad):
+        reasons = features.column("reason").take(row).to_pylist()
+        rejected = _RejectionRows()
+        for i in bad:
+            rejected.add_row(images["site"][i], images["product_id"][i], images["url"][i], images["image_url"][i],
+                             reasons[i] if row[i].is_valid else MISSING_FEATURES)
+        product = np.asarray(images["product"], dtype=np.int64)
+        with_usable = set(product[ok].tolist())
+        for i in bad:
+            if product[i] not in with_usable:
+                with_usable.add(product[i])  # one no_usable_image row per product
+                rejected.add_row(images["site"][i], images["product_id"][i], images["url"][i], None, NO_USABLE_IMAGE)
+        rejections.append(rejected.table())
+    keep = np.flatnonzero(ok)
+    return _Offered(*(pa.array(images[name], pa.string()).take(keep)
+                      for name in ("site", "product_id", "url", "caption", "image_url")),
+                    feature=row.to_numpy(zero_copy_only=False)[keep].astype(np.int64))
+
+
+def _one_per_cluster(usable: _Offered, features: pa.Table, dedup: DedupConfig, normalised_prefix: str,
+                     rejections: list[pa.Table], examples: int) -> tuple[pa.Table, pa.Table, dict[int, list[str]]]:
+    """Cluster the usable pictures and keep the canonical pair of each cluster (the
+    largest image, then the longest caption, then the smallest pair_id)."""
+    pictures = np.unique(usable.feature)  # feature rows are sorted by sha256: so are the pictures
+    signals = features.take(pa.array(pictures))
+    windows = len(signals.column("window_phash")[0]) if len(pictures) else 0
+    phash = signals.column("phash").to_numpy()
+    dhash = signals.column("dhash").to_numpy()
+    colour = np.stack([signals.column(c).to_numpy() for c in ("mean_r", "mean_g", "mean_b")], axis=1)
+    pairs = duplicate_pairs(phash, dhash, colour, dedup, _list_matrix(signals.column("window_phash"), windows),
+                            _list_matrix(signals.column("window_dhash"), windows),
+                            _thumbnails(signals.column("thumbnail")))
+    roots = connected_components(pairs, len(pictures))
+    sha = signals.column("sha256")
+    cluster_id = np.array([_stable_id(value) for value in sha.take(pa.array(np.unique(roots))).to_pylist()],
+                          dtype=np.int64)[np.searchsorted(np.unique(roots), roots)]
+    near_duplicates = pa.table({"sha256_a": sha.take(pa.array(pairs[:, 0])), "sha256_b": sha.take(pa.array(pairs[:, 1])),
+                                "cluster_id": pa.array(cluster_id[pairs[:, 0]], pa.int64())},
+                               schema=NEAR_DUPLICATES_SCHEMA)
+
+    picture = np.searchsorted(pictures, usable.feature)  # each pair's picture
+    cluster_size = np.bincount(roots, minlength=len(pictures))[roots]
+    chosen = features.take(pa.array(usable.feature))
+    sha256 = chosen.column("sha256")
+    pair_id = pa.array([hashlib.blake2b(f"{site}|{product}|{digest}".encode(), digest_size=8).hexdigest()
+                        for site, product, digest in zip(usable.site.to_pylist(), usable.product_id.to_pylist(),
+                                                         sha256.to_pylist())], pa.string())
+    width, height = chosen.column("norm_width"), chosen.column("norm_height")
+    area = pc.multiply(pc.fill_null(width, 0), pc.fill_null(height, 0)).to_numpy()
+    caption_length = pc.utf8_length(usable.caption).to_numpy()
+    root = roots[picture]
+    order = np.lexsort((np.asarray(pair_id.to_pylist(), dtype=str), -caption_length, -area, root))
+    starts_cluster = np.ones(len(order), dtype=bool)
+    starts_cluster[1:] = root[order][1:] != root[order][:-1]
+    canonical = order[starts_cluster]
+    merged = np.setdiff1d(order, canonical, assume_unique=True)
+    rejections.append(pa.table({"site": usable.site.take(merged), "product_id": usable.product_id.take(merged),
+                                "url": usable.url.take(merged), "image_url": usable.image_url.take(merged),
+                                "stage": pa.array([STAGE] * len(merged), pa.string()),
+                                "reason": pa.array([NEAR_DUPLICATE] * len(merged), pa.string())},
+                               schema=REJECTIONS_SCHEMA))
+
+    image_path = pc.binary_join_element_wise(pa.scalar(normalised_prefix), chosen.column("norm_path"), "/")
+    examples_of = _examples(order, root, cluster_id[root], image_path, examples)
+    colours = np.stack([chosen.column(c).to_numpy() for c in ("mean_r", "mean_g", "mean_b")], axis=1)
+    kept = pa.table({
+        "pair_id": pair_id.take(canonical), "site": usable.site.take(canonical),
+        "product_id": usable.product_id.take(canonical), "image_sha256": sha256.take(canonical),
+        "image_url": usable.image_url.take(canonical), "image_path": image_path.take(canonical),
+        "width": width.take(canonical), "height": height.take(canonical),
+        "phash": chosen.column("phash").take(canonical), "dhash": chosen.column("dhash").take(canonical),
+        "mean_rgb": pa.FixedSizeListArray.from_arrays(pa.array(colours[canonical].ravel(), pa.int16()), 3),
+        "cluster_id": pa.array(cluster_id[root[canonical]], pa.int64()),
+        "cluster_size": pa.array(cluster_size[picture[canonical]], pa.int64()),
+        "caption": usable.caption.take(canonical), "url": usable.url.take(canonical),
+    })
+    return kept, near_duplicates, examples_of
+
+
+def _examples(order: np.ndarray, root: np.ndarray, cluster_id: np.ndarray, image_path: pa.Array,
+              count: int) -> dict[int, list[str]]:
+    """The `count` clusters with the most pairs (2 or more), largest first: cluster_id -> image paths, kept first."""
+    roots, first, sizes = np.unique(root[order], return_index=True, return_counts=True)
+    merged = np.flatnonzero(sizes > 1)
+    largest = merged[np.lexsort((cluster_id[order][first[merged]], -sizes[merged]))][:count]
+    return {int(cluster_id[order][first[k]]): image_path.take(pa.array(order[first[k]:first[k] + sizes[k]]))
+            .to_pylist() for k in largest}
+
+
+def _list_matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A list<int64> column of equal-length lists as an (n, width) array."""
+    flat = pc.list_flatten(column).to_numpy()
+    return flat.reshape(len(column), width)
+
+
+def _thumbnails(column: pa.ChunkedArray) -> np.ndarray:
+    side = THUMB_SIDE * THUMB_SIDE
+    fixed = column.cast(pa.binary(side)).combine_chunks()
+    return np.frombuffer(fixed.buffers()[1], dtype=np.uint8, count=len(fixed) * side,
+                         offset=fixed.offset * side).reshape(len(fixed), THUMB_SIDE, THUMB_SIDE)
 
 
 def _stable_id(sha256: str) -> int:
@@ -174,11 +282,24 @@ def _stable_id(sha256: str) -> int:
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
 
 
-def _rejection(product: Mapping[str, Any], image_url: str | None, reason: str) -> dict[str, Any]:
-    return {"site": product["site"], "product_id": product["product_id"], "url": product.get("url"),
-            "image_url": image_url, "stage": STAGE, "reason": reason}
+class _RejectionRows:
+    """Rejections of one batch, gathered as columns."""
+
+    def __init__(self):
+        self.columns: dict[str, list] = {name: [] for name in REJECTIONS_SCHEMA.names}
+
+    def add(self, product: dict, image_url: str | None, reason: str) -> None:
+        self.add_row(product["site"], product["product_id"], product.get("url"), image_url, reason)
+
+    def add_row(self, site: str, product_id: str, url: str | None, image_url: str | None, reason: str) -> None:
+        for name, value in zip(REJECTIONS_SCHEMA.names, (site, product_id, url, image_url, STAGE, reason)):
+            self.columns[name].append(value)
+
+    def table(self) -> pa.Table:
+        return pa.table(self.columns, schema=REJECTIONS_SCHEMA)
 
 
-def rejection_counts(rejections: Iterable[Mapping[str, Any]]) -> Counter:
-    return Counter(r["reason"].split(":", 1)[0] if r["reason"].startswith("non_shoe") else r["reason"]
-                   for r in rejections)
+def rejection_counts(rejections: pa.Table) -> Counter:
+    """Rejections per reason; the non-shoe reasons counted as one, whatever keyword or category named them."""
+    return Counter(reason.split(":", 1)[0] if reason.startswith("non_shoe") else reason
+                   for reason in rejections.column("reason").to_pylist())

@@ -8,14 +8,19 @@ clustering, captions and the split are recomputed over the whole catalog each ru
 """
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.curation.assemble import (
     CURATED_PAIRS_SCHEMA,
+    FEATURE_COLUMNS,
+    PRODUCT_COLUMNS,
     STAGE,
     CurationConfig,
     curate,
@@ -24,13 +29,14 @@ from clipshoe_pipeline.curation.assemble import (
 from clipshoe_pipeline.curation.clusters import DedupConfig
 from clipshoe_pipeline.curation.features import image_features, run_counts
 from clipshoe_pipeline.curation.images import NormaliseConfig
-from clipshoe_pipeline.curation.text import CaptionConfig, as_list
+from clipshoe_pipeline.curation.text import CaptionConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
 from scrapers.items import SITES
 
 EXAMPLE_CLUSTERS = 5
+PRODUCT_BATCH_ROWS = 4096  # products held as Python rows at once (captions, the shoe filter)
 
 _DEDUP = DedupConfig()
 
@@ -69,28 +75,31 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     with its near-duplicate cluster and a train/test split that no product and no
     near-duplicate crosses. Without it the model would learn from socks and promo
     spam, see the same photo many times, and be tested on pictures it trained on.
-    Written to Parquet (source of truth) and the DuckDB tables `curated_pairs` and
-    `rejections` (stage `curate`)."""
+    Written to Parquet (source of truth) and the DuckDB tables `curated_pairs`,
+    `near_duplicates` (the pairs behind the clusters, for the checks) and `rejections`
+    (stage `curate`)."""
     paths = data_paths()
     sources = [paths.raw_products_parquet(site) for site in SITES if paths.raw_products_parquet(site).exists()]
     if not sources:
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
-    products = [row for source in sources for row in pq.read_table(source).to_pylist()]
-    stored = {(image["sha256"], image["path"]) for product in products for image in as_list(product["images"])
-              if image["status"] == "ok"}
-    features = image_features(paths.images, paths.normalised_images, sorted(stored),
+    features = image_features(paths.images, paths.normalised_images, _stored_images(sources),
                               NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
                               workers=config.workers)
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
-    curated = curate(products, features, paths.normalised_images.relative_to(paths.root).as_posix(),
-                     config.curation())
+    curated = curate(_product_batches(sources), features.select(FEATURE_COLUMNS),
+                     paths.normalised_images.relative_to(paths.root).as_posix(), config.curation(),
+                     examples=EXAMPLE_CLUSTERS)
+    del features
+    write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
     write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
+    catalog.replace_table("near_duplicates", paths.near_duplicates_parquet)
     loaded = catalog.replace_table("curated_pairs", paths.curated_pairs_parquet)
-    by_site = {site: [r for r in curated.rejections if r["site"] == site] for site in SITES}
+    site_of_rejection = curated.rejections.column("site")
     for site in SITES:
-        catalog.replace_site_rejections(site, context.run.run_id, by_site[site], stages=(STAGE,))
+        catalog.replace_site_rejections(site, context.run.run_id,
+                                        curated.rejections.filter(pc.equal(site_of_rejection, site)), stages=(STAGE,))
 
     splits = Counter(curated.pairs.column("split").to_pylist())
     sizes = Counter(curated.pairs.column("cluster_size").to_pylist())
@@ -107,12 +116,30 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         "test_fraction": round(curated.test_fraction, 4),
         "images_computed": counts["computed"],
         "images_cached": counts["cached"],
-        "rejections": len(curated.rejections),
+        "rejections": curated.rejections.num_rows,
         "rejections_by_reason": dg.MetadataValue.md(_counts_table("reason", rejection_counts(curated.rejections))),
         "cluster_sizes": dg.MetadataValue.md(_counts_table("pictures in cluster", sizes)),
-        "merged_cluster_examples": dg.MetadataValue.md(_examples(curated.clusters, paths.root)),
+        "near_duplicate_pairs": curated.near_duplicates.num_rows,
+        "merged_cluster_examples": dg.MetadataValue.md(_examples(curated.cluster_examples, paths.root)),
         "parquet_path": dg.MetadataValue.path(str(paths.curated_pairs_parquet)),
     })
+
+
+def _stored_images(sources: list[Path]) -> list[tuple[str, str]]:
+    """(sha256, path in the image store) of every image the crawls stored, sorted, read as columns."""
+    stored = []
+    for source in sources:
+        images = pc.list_flatten(pq.read_table(source, columns=["images"]).column("images"))
+        ok = images.filter(pc.equal(pc.struct_field(images, "status"), "ok"))
+        stored.append(pa.table({"sha256": pc.struct_field(ok, "sha256"), "path": pc.struct_field(ok, "path")}))
+    distinct = pa.concat_tables(stored).group_by(["sha256", "path"]).aggregate([]).sort_by([("sha256", "ascending"),
+                                                                                         ("path", "ascending")])
+    return list(zip(distinct.column("sha256").to_pylist(), distinct.column("path").to_pylist()))
+
+
+def _product_batches(sources: list[Path]) -> Iterator[pa.RecordBatch]:
+    for source in sources:
+        yield from pq.ParquetFile(source).iter_batches(batch_size=PRODUCT_BATCH_ROWS, columns=list(PRODUCT_COLUMNS))
 
 
 def _counts_table(label: str, counts: Counter) -> str:

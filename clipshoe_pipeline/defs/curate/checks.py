@@ -2,19 +2,11 @@
 assets downstream (a leaky split or a broken row would corrupt training or its
 metrics); the reject rate only warns, because a shop can legitimately list junk."""
 
-from pathlib import Path
-
 import dagster as dg
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.curation.assemble import STAGE
-from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_pairs
-from clipshoe_pipeline.curation.hashing import THUMB_SIDE
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.paths import data_paths
 
@@ -24,39 +16,23 @@ MAX_REJECT_RATE = 0.5  # per site, curate-stage rejections over products + image
 
 @dg.asset_check(asset=curated_pairs, blocking=True)
 def curated_pairs_no_cross_split_duplicates(catalog: CatalogDB) -> dg.AssetCheckResult:
-    """No near-duplicate pair of images sits on both sides of the split: searched
-    again over the kept pairs with the full detector (hashes, crop windows and the
-    thumbnail verification, read back from the feature cache), independently of the
-    clusters and the grouping that built the split. The detector is the measured
-    default (DedupConfig()), whatever the run's knobs: a run configured to look for
-    fewer duplicates must not thereby also hide the leaks it lets through."""
-    rows = catalog.query("SELECT pair_id, split, image_sha256, phash, dhash, mean_rgb FROM curated_pairs "
-                         "ORDER BY pair_id")
-    if not rows:
-        return dg.AssetCheckResult(passed=True, metadata={"pairs": 0})
-    features = _cached_features(data_paths().image_features_cache, {r["image_sha256"] for r in rows})
-    missing = sorted({r["image_sha256"] for r in rows} - features.keys())
-    if missing:
-        return dg.AssetCheckResult(passed=False, metadata={
-            "reason": "kept images without cached features", "sample": dg.MetadataValue.json(missing[:SAMPLE])})
-    ordered = [features[r["image_sha256"]] for r in rows]
-    pairs = duplicate_pairs(
-        np.array([r["phash"] for r in rows], dtype=np.int64), np.array([r["dhash"] for r in rows], dtype=np.int64),
-        np.array([r["mean_rgb"] for r in rows], dtype=np.int16).reshape(len(rows), 3), DedupConfig(),
-        window_phash=np.array([f["window_phash"] for f in ordered], dtype=np.int64),
-        window_dhash=np.array([f["window_dhash"] for f in ordered], dtype=np.int64),
-        thumbnails=np.frombuffer(b"".join(f["thumbnail"] for f in ordered), dtype=np.uint8).reshape(
-            len(rows), THUMB_SIDE, THUMB_SIDE))
-    crossing = [(rows[i]["pair_id"], rows[j]["pair_id"]) for i, j in pairs if rows[i]["split"] != rows[j]["split"]]
-    return dg.AssetCheckResult(passed=not crossing, metadata={
-        "near_duplicate_pairs": len(pairs), "crossing_split": len(crossing),
-        "sample": dg.MetadataValue.json(crossing[:SAMPLE])})
-
-
-def _cached_features(cache: Path, shas: set[str]) -> dict[str, dict]:
-    table = pq.read_table(cache, columns=["sha256", "window_phash", "window_dhash", "thumbnail"])
-    table = table.filter(pc.is_in(table.column("sha256"), value_set=pa.array(sorted(shas), pa.string())))
-    return {row["sha256"]: row for row in table.to_pylist()}
+    """No near-duplicate pair of kept images sits on both sides of the split, and no
+    product does either. Read from the `near_duplicates` table curation wrote with
+    the dataset (the pairs its clusters were built from), so the check costs a join,
+    not a second search; it fails if the clusters, the one-pair-per-cluster choice or
+    the grouped split ever disagree with the pairs that were found."""
+    crossing = catalog.query("""
+        SELECT a.pair_id AS pair_a, b.pair_id AS pair_b
+        FROM near_duplicates d
+        JOIN curated_pairs a ON a.image_sha256 = d.sha256_a
+        JOIN curated_pairs b ON b.image_sha256 = d.sha256_b
+        WHERE a.split <> b.split ORDER BY ALL""")
+    products = catalog.query("""
+        SELECT site, product_id FROM curated_pairs GROUP BY ALL HAVING count(DISTINCT split) > 1 ORDER BY ALL""")
+    (found,) = catalog.query("SELECT count(*) AS n FROM near_duplicates")
+    return dg.AssetCheckResult(passed=not crossing and not products, metadata={
+        "near_duplicate_pairs": found["n"], "crossing_split": len(crossing), "products_crossing_split": len(products),
+        "sample": dg.MetadataValue.json([[r["pair_a"], r["pair_b"]] for r in crossing[:SAMPLE]] + products[:SAMPLE])})
 
 
 @dg.asset_check(asset=curated_pairs, blocking=True)
