@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw
 
-from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, image_features, run_counts
+from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, Engine, LocalPool, image_features, run_counts
 from clipshoe_pipeline.curation.hashing import (CROP_WINDOWS, THUMB_SIDE, WINDOW_SIDE, as_int64, as_uint64,
                                                 bits_to_int64, dhash, hamming, hamming_distances, perceptual_hashes,
                                                 phash, popcount, thumbnail, window_hashes)
@@ -140,8 +140,8 @@ class Store:
         self.pairs.append((sha, f"{sha[:2]}/{sha}.jpg"))
         return sha
 
-    def features(self, config: NormaliseConfig = NormaliseConfig(), workers: int = 1):
-        return image_features(self.images, self.normalised, self.pairs, config, self.cache, workers=workers)
+    def features(self, config: NormaliseConfig = NormaliseConfig(), engine: Engine = LocalPool(workers=1)):
+        return image_features(self.images, self.normalised, self.pairs, config, self.cache, engine)
 
 
 def test_features_rows_hashes_and_normalised_store(tmp_path, catalog_images):
@@ -219,7 +219,7 @@ def test_process_pool_gives_the_same_rows(tmp_path, catalog_images):
     for data in catalog_images:
         serial.add(data)
         pooled.add(data)
-    expected = serial.features(workers=1).replace_schema_metadata(None)
-    table = pooled.features(workers=2)
+    expected = serial.features().replace_schema_metadata(None)
+    table = pooled.features(engine=LocalPool(workers=2))
     assert run_counts(table) == {"computed": len(catalog_images), "cached": 0}
     assert table.replace_schema_metadata(None).equals(expected)

@@ -64,7 +64,7 @@ def test_definitions_load_with_the_crawl_job_partitioned_by_site():
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("crawl_job")
     assert job.partitions_def.get_partition_keys() == list(SITES)
-    assert {"crawler", "catalog"} <= set(defs.resources)
+    assert {"crawler", "catalog", "image_engine"} <= set(defs.resources)
     checks = defs.resolve_asset_graph().asset_check_keys
     assert sorted(key.asset_key.to_user_string() for key in checks).count("raw_products") == 3
     assert sorted(key.asset_key.to_user_string() for key in checks).count("curated_pairs") == 5

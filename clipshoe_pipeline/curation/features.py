@@ -11,8 +11,8 @@ The cache is a Parquet file of these rows keyed by sha256: an image whose sha256
 already there is not read, decoded or hashed again, so a recrawl only pays for new
 pictures. The cache remembers the NormaliseConfig (and FEATURES_VERSION) it was
 computed with and is ignored when either differs, since rows from other settings
-would be wrong, not stale. Work is spread over a process pool in chunks (decoding
-is CPU-bound, and the GIL rules out threads).
+would be wrong, not stale. The work itself runs on an `Engine`: a process pool on
+this machine (`LocalPool`, the default) or a Dask cluster (curation.dask_engine).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,6 +72,7 @@ FEATURES_SCHEMA = pa.schema([
 _CONFIG_KEY = b"clipshoe.features_config"
 _COMPUTED_KEY = b"clipshoe.computed"
 _CACHED_KEY = b"clipshoe.cached"
+Job = tuple[str, str]  # (sha256, path relative to the image store)
 _TASKS_PER_WORKER = 8  # chunks per worker: big enough to amortise pickling, small enough to balance load
 
 
@@ -85,11 +86,11 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def image_features(store_dir: Path, normalised_dir: Path, sha256_path_pairs: Iterable[tuple[str, str]],
-                   config: NormaliseConfig, cache_path: Path, workers: int | None = None) -> pa.Table:
+def image_features(store_dir: Path, normalised_dir: Path, sha256_path_pairs: Iterable[Job],
+                   config: NormaliseConfig, cache_path: Path, engine: Engine | None = None) -> pa.Table:
     """A FEATURES_SCHEMA row per distinct sha256 in `sha256_path_pairs` ((sha256, path
     relative to `store_dir`)), sorted by sha256. Rows come from the cache when
-    present; the rest are computed (by `workers` processes, default: one per CPU) and
+    present; the rest are computed by `engine` (default: LocalPool(), a process per CPU) and
     added to the cache. `run_counts(table)` says how many of each."""
     wanted = dict(sha256_path_pairs)  # one stored path per picture: identical bytes, any will do
     cache = _read_cache(Path(cache_path), config)
@@ -97,7 +98,7 @@ def image_features(store_dir: Path, normalised_dir: Path, sha256_path_pairs: Ite
     hit_set = set(hits.column("sha256").to_pylist())
     todo = [(sha, path) for sha, path in wanted.items() if sha not in hit_set]
     computed = pa.Table.from_pylist(
-        _compute_all(todo, Path(store_dir), Path(normalised_dir), config, workers or default_workers()),
+        (engine or LocalPool()).records(todo, Path(store_dir), Path(normalised_dir), config),
         schema=FEATURES_SCHEMA)
     if todo:
         _write_cache(cache, computed, Path(cache_path), config)
@@ -111,7 +112,7 @@ def run_counts(table: pa.Table) -> dict[str, int]:
     return {"computed": int(metadata.get(_COMPUTED_KEY, 0)), "cached": int(metadata.get(_CACHED_KEY, 0))}
 
 
-# -- per image (runs in the pool's workers) -----------------------------------------
+# -- per image (runs in the engine's workers) ---------------------------------------
 
 
 def image_record(sha256: str, path: Path, normalised_dir: Path, config: NormaliseConfig) -> dict[str, Any]:
@@ -137,20 +138,43 @@ def image_record(sha256: str, path: Path, normalised_dir: Path, config: Normalis
                        "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
 
 
-def _record_job(job: tuple[str, str], store_dir: Path, normalised_dir: Path,
-                config: NormaliseConfig) -> dict[str, Any]:
-    sha256, relpath = job
-    return image_record(sha256, store_dir / relpath, normalised_dir, config)
+def image_records(jobs: list[Job], store_dir: Path, normalised_dir: Path,
+                  config: NormaliseConfig) -> list[dict[str, Any]]:
+    """The rows of `jobs`, in order, computed in this process: one engine task's work."""
+    return [image_record(sha256, store_dir / relpath, normalised_dir, config) for sha256, relpath in jobs]
 
 
-def _compute_all(jobs: list[tuple[str, str]], store_dir: Path, normalised_dir: Path, config: NormaliseConfig,
-                 workers: int) -> list[dict[str, Any]]:
-    record = partial(_record_job, store_dir=store_dir, normalised_dir=normalised_dir, config=config)
-    if workers <= 1 or len(jobs) <= 1:
-        return [record(job) for job in jobs]
-    chunksize = max(1, math.ceil(len(jobs) / (workers * _TASKS_PER_WORKER)))
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_pool_context()) as pool:
-        return list(pool.map(record, jobs, chunksize=chunksize))
+# -- engines: where image_records runs ---------------------------------------------
+
+
+class Engine(Protocol):
+    """Where the per-image step runs."""
+
+    def records(self, jobs: list[Job], store_dir: Path, normalised_dir: Path,
+                config: NormaliseConfig) -> list[dict[str, Any]]:
+        """The image_record rows of `jobs`, in the order of `jobs`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPool:
+    """Processes on this machine: decoding is CPU-bound, and the GIL rules out threads."""
+
+    workers: int | None = None  # None: default_workers()
+
+    def records(self, jobs: list[Job], store_dir: Path, normalised_dir: Path,
+                config: NormaliseConfig) -> list[dict[str, Any]]:
+        workers = self.workers or default_workers()
+        if workers <= 1 or len(jobs) <= 1:
+            return image_records(jobs, store_dir, normalised_dir, config)
+        chunk_size = max(1, math.ceil(len(jobs) / (workers * _TASKS_PER_WORKER)))
+        task = partial(image_records, store_dir=store_dir, normalised_dir=normalised_dir, config=config)
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_pool_context()) as pool:
+            return [row for rows in pool.map(task, job_chunks(jobs, chunk_size)) for row in rows]
+
+
+def job_chunks(jobs: list[Job], size: int) -> Iterator[list[Job]]:
+    """`jobs` in consecutive slices of `size`, made one at a time."""
+    return (jobs[start:start + size] for start in range(0, len(jobs), size))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

@@ -31,6 +31,7 @@ from clipshoe_pipeline.curation.features import image_features, run_counts
 from clipshoe_pipeline.curation.images import NormaliseConfig
 from clipshoe_pipeline.curation.text import CaptionConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
+from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
 from scrapers.items import SITES
@@ -54,7 +55,7 @@ class CurateConfig(dg.Config):
     split_seed: int = 0
     caption_max_chars: int = CaptionConfig().max_chars
     short_side: int = NormaliseConfig().short_side
-    workers: int | None = None  # image decoding processes; None: one per CPU
+    workers: int | None = None  # image decoding processes of the local pool; None: one per CPU
 
     def curation(self) -> CurationConfig:
         return CurationConfig(
@@ -70,7 +71,8 @@ class CurateConfig(dg.Config):
     kinds={"python", "parquet", "duckdb"},
     group_name="curate",
 )
-def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catalog: CatalogDB) -> dg.MaterializeResult:
+def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catalog: CatalogDB,
+                  image_engine: ImageEngine) -> dg.MaterializeResult:
     """The dataset: one (normalised image, caption) pair per distinct picture of a shoe,
     with its near-duplicate cluster and a train/test split that no product and no
     near-duplicate crosses. Without it the model would learn from socks and promo
@@ -84,7 +86,7 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
     features = image_features(paths.images, paths.normalised_images, _stored_images(sources),
                               NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
-                              workers=config.workers)
+                              image_engine.engine(config.workers))
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
