@@ -128,6 +128,8 @@ def test_verification_drops_hash_matches_whose_thumbnails_differ():
     assert len(duplicate_pairs(codes, codes, None, config)) == 3  # without thumbnails: unverified
     with pytest.raises(ValueError):
         duplicate_pairs(codes, codes, None, config, thumbnails=thumbnails(*images[:2]))
+    far = np.array([0, -1, 0xFFFF_0000], dtype=np.int64)  # no candidate at all: nothing to verify
+    assert duplicate_pairs(far, far, None, config, thumbnails=thumbnails(*images)).shape == (0, 2)
 
 
 def test_colour_must_be_given_when_checked():

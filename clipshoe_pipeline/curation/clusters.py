@@ -133,13 +133,15 @@ def _verified_pairs(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, b
     candidates are tried in order (the full box first, then windows), one per pair
     per round, so a pair stops costing work once one of its boxes has verified."""
     left, right = np.minimum(full, cut), np.maximum(full, cut)
+    if not len(left):
+        return left, right
     order = np.lexsort((np.arange(len(left)), right, left))
     left, right, full, cut, boxes = left[order], right[order], full[order], cut[order], boxes[order]
     first_of_pair = np.r_[True, (left[1:] != left[:-1]) | (right[1:] != right[:-1])]
     pair = np.cumsum(first_of_pair) - 1
     rank = np.arange(len(pair)) - np.flatnonzero(first_of_pair)[pair]
-    verified = np.zeros(int(pair[-1]) + 1 if len(pair) else 0, dtype=bool)
-    for step in range(int(rank.max()) + 1 if len(rank) else 0):
+    verified = np.zeros(int(pair[-1]) + 1, dtype=bool)
+    for step in range(int(rank.max()) + 1):
         todo = np.flatnonzero((rank == step) & ~verified[pair])
         if not len(todo):
             break
