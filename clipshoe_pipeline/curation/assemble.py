@@ -31,6 +31,7 @@ from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
 from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_caption
+from clipshoe_pipeline.stage_clock import StageClock
 
 STAGE = "curate"
 NEAR_DUPLICATE = "near_duplicate"
@@ -106,30 +107,34 @@ class _Offered:
 
 
 def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_prefix: str,
-           config: CurationConfig = CurationConfig(), examples: int = 5) -> Curated:
+           config: CurationConfig = CurationConfig(), examples: int = 5, clock: StageClock | None = None) -> Curated:
     """`products`: record batches of raw_products (at least PRODUCT_COLUMNS);
     `features`: curation.features rows for their stored images, sorted by sha256 (at
     least FEATURE_COLUMNS); `normalised_prefix`: the normalised store's path relative
     to the data root (image_path = prefix + norm_path). `examples`: how many of the
-    largest merged clusters to name in `cluster_examples`."""
+    largest merged clusters to name in `cluster_examples`. `clock` times the stages."""
+    clock = clock or StageClock()
     rejections: list[pa.Table] = []
     offered: list[_Offered] = []
     products_in = images_in = 0
-    for batch in products:
-        products_in += batch.num_rows
-        images, batch_rejections = _offered_images(batch.select(PRODUCT_COLUMNS).to_pylist(), config.caption)
-        images_in += images["offered"]
-        rejections.append(batch_rejections)
-        offered.append(_usable(images, features, rejections))
-    usable = _Offered(*(pa.concat_arrays([getattr(o, name) for o in offered]) if offered else pa.array([], pa.string())
-                        for name in ("site", "product_id", "url", "caption", "image_url")),
-                      feature=np.concatenate([o.feature for o in offered]) if offered else np.empty(0, np.int64))
+    with clock.stage("products"):
+        for batch in products:
+            products_in += batch.num_rows
+            images, batch_rejections = _offered_images(batch.select(PRODUCT_COLUMNS).to_pylist(), config.caption)
+            images_in += images["offered"]
+            rejections.append(batch_rejections)
+            offered.append(_usable(images, features, rejections))
+        usable = _Offered(*(pa.concat_arrays([getattr(o, name) for o in offered]) if offered
+                            else pa.array([], pa.string()) for name in ("site", "product_id", "url", "caption",
+                                                                        "image_url")),
+                          feature=np.concatenate([o.feature for o in offered]) if offered else np.empty(0, np.int64))
     kept, near_duplicates, examples_of = _one_per_cluster(usable, features, config.dedup, normalised_prefix,
-                                                          rejections, examples)
-    splits = grouped_split(pc.binary_join_element_wise(kept.column("site"), kept.column("product_id"), ":")
-                           .to_pylist(), kept.column("cluster_id").to_pylist(),
-                           test_fraction=config.test_fraction, seed=config.split_seed)
-    kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
+                                                          rejections, examples, clock)
+    with clock.stage("split"):
+        splits = grouped_split(pc.binary_join_element_wise(kept.column("site"), kept.column("product_id"), ":")
+                               .to_pylist(), kept.column("cluster_id").to_pylist(),
+                               test_fraction=config.test_fraction, seed=config.split_seed)
+        kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
     return Curated(pairs=kept.cast(CURATED_PAIRS_SCHEMA), rejections=pa.concat_tables(rejections) if rejections
                    else REJECTIONS_SCHEMA.empty_table(), near_duplicates=near_duplicates,
                    cluster_examples=examples_of, products_in=products_in, images_in=images_in,
@@ -195,19 +200,33 @@ def _usable(images: dict, features: pa.Table, rejections: list[pa.Table]) -> _Of
 
 
 def _one_per_cluster(usable: _Offered, features: pa.Table, dedup: DedupConfig, normalised_prefix: str,
-                     rejections: list[pa.Table], examples: int) -> tuple[pa.Table, pa.Table, dict[int, list[str]]]:
+                     rejections: list[pa.Table], examples: int,
+                     clock: StageClock) -> tuple[pa.Table, pa.Table, dict[int, list[str]]]:
     """Cluster the usable pictures and keep the canonical pair of each cluster (the
     largest image, then the longest caption, then the smallest pair_id)."""
-    pictures = np.unique(usable.feature)  # feature rows are sorted by sha256: so are the pictures
-    signals = features.take(pa.array(pictures))
-    windows = len(signals.column("window_phash")[0]) if len(pictures) else 0
+    with clock.stage("dedup"):
+        pictures = np.unique(usable.feature)  # feature rows are sorted by sha256: so are the pictures
+        signals = features.take(pa.array(pictures))
+        pairs = _duplicate_pairs(signals, dedup)
+        roots = connected_components(pairs, len(pictures))
+    with clock.stage("canonical"):
+        return _canonical(usable, features, normalised_prefix, rejections, examples, pictures, signals, pairs, roots)
+
+
+def _duplicate_pairs(signals: pa.Table, dedup: DedupConfig) -> np.ndarray:
+    """The near-duplicate pairs among the pictures whose feature rows are `signals`."""
+    windows = len(signals.column("window_phash")[0]) if signals.num_rows else 0
     phash = signals.column("phash").to_numpy()
     dhash = signals.column("dhash").to_numpy()
     colour = np.stack([signals.column(c).to_numpy() for c in ("mean_r", "mean_g", "mean_b")], axis=1)
-    pairs = duplicate_pairs(phash, dhash, colour, dedup, _list_matrix(signals.column("window_phash"), windows),
-                            _list_matrix(signals.column("window_dhash"), windows),
-                            _thumbnails(signals.column("thumbnail")))
-    roots = connected_components(pairs, len(pictures))
+    return duplicate_pairs(phash, dhash, colour, dedup, _list_matrix(signals.column("window_phash"), windows),
+                           _list_matrix(signals.column("window_dhash"), windows),
+                           _thumbnails(signals.column("thumbnail")))
+
+
+def _canonical(usable: _Offered, features: pa.Table, normalised_prefix: str, rejections: list[pa.Table],
+               examples: int, pictures: np.ndarray, signals: pa.Table, pairs: np.ndarray,
+               roots: np.ndarray) -> tuple[pa.Table, pa.Table, dict[int, list[str]]]:
     sha = signals.column("sha256")
     cluster_id = np.array([_stable_id(value) for value in sha.take(pa.array(np.unique(roots))).to_pylist()],
                           dtype=np.int64)[np.searchsorted(np.unique(roots), roots)]

@@ -34,6 +34,7 @@ from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.stage_clock import StageClock
 from scrapers.items import SITES
 
 EXAMPLE_CLUSTERS = 5
@@ -84,24 +85,27 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     sources = [paths.raw_products_parquet(site) for site in SITES if paths.raw_products_parquet(site).exists()]
     if not sources:
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
-    features = image_features(paths.images, paths.normalised_images, _stored_images(sources),
-                              NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
-                              image_engine.engine(config.workers))
+    clock = StageClock()
+    with clock.stage("features"):
+        features = image_features(paths.images, paths.normalised_images, _stored_images(sources),
+                                  NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
+                                  image_engine.engine(config.workers))
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
     curated = curate(_product_batches(sources), features.select(FEATURE_COLUMNS),
                      paths.normalised_images.relative_to(paths.root).as_posix(), config.curation(),
-                     examples=EXAMPLE_CLUSTERS)
+                     examples=EXAMPLE_CLUSTERS, clock=clock)
     del features
-    write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
-    write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
-    catalog.replace_table("near_duplicates", paths.near_duplicates_parquet)
-    loaded = catalog.replace_table("curated_pairs", paths.curated_pairs_parquet)
-    site_of_rejection = curated.rejections.column("site")
-    for site in SITES:
-        catalog.replace_site_rejections(site, context.run.run_id,
-                                        curated.rejections.filter(pc.equal(site_of_rejection, site)), stages=(STAGE,))
+    with clock.stage("write"):
+        write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
+        write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
+        catalog.replace_table("near_duplicates", paths.near_duplicates_parquet)
+        loaded = catalog.replace_table("curated_pairs", paths.curated_pairs_parquet)
+        site_of_rejection = curated.rejections.column("site")
+        for site in SITES:
+            catalog.replace_site_rejections(site, context.run.run_id, curated.rejections.filter(
+                pc.equal(site_of_rejection, site)), stages=(STAGE,))
 
     splits = Counter(curated.pairs.column("split").to_pylist())
     sizes = Counter(curated.pairs.column("cluster_size").to_pylist())
@@ -122,6 +126,10 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         "rejections_by_reason": dg.MetadataValue.md(_counts_table("reason", rejection_counts(curated.rejections))),
         "cluster_sizes": dg.MetadataValue.md(_counts_table("pictures in cluster", sizes)),
         "near_duplicate_pairs": curated.near_duplicates.num_rows,
+        "stage_seconds": dg.MetadataValue.md(clock.markdown()),
+        # Under stable keys, for the UI's plots and the scale benchmarks.
+        **{f"seconds_{name}": round(seconds, 3) for name, (seconds, _) in clock.stages.items()},
+        **{f"peak_rss_mib_{name}": round(peak) for name, (_, peak) in clock.stages.items()},
         "merged_cluster_examples": dg.MetadataValue.md(_examples(curated.cluster_examples, paths.root)),
         "parquet_path": dg.MetadataValue.path(str(paths.curated_pairs_parquet)),
     })
