@@ -4,7 +4,8 @@ decisions in one plain function, so they are tested without Dagster.
 For every product: reject non-shoe items, build the caption. For every stored image
 of a kept product: reject unusable images (curation.images reasons), then group
 near-duplicate pictures across all sites and crawls into clusters and keep one
-canonical pair per cluster (the largest image, then the longest caption). Finally
+canonical pair per cluster (the largest image, then the longest caption). Optionally
+cap the pairs of one product or one seller, so that none dominates the dataset. Finally
 split train/test grouped by product and cluster. Every dropped product or image
 becomes a rejection row with its reason: nothing is silently lost.
 
@@ -33,10 +34,14 @@ from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_spl
 from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_caption
 from clipshoe_pipeline.stage_clock import StageClock
 
+_Column = pa.Array | pa.ChunkedArray
+
 STAGE = "curate"
 NEAR_DUPLICATE = "near_duplicate"
 NO_USABLE_IMAGE = "no_usable_image"
 MISSING_FEATURES = "missing_features"
+CAPPED_PER_PRODUCT = "capped_per_product"
+CAPPED_PER_SELLER = "capped_per_seller"
 # What curation reads of raw_products and of the image features.
 PRODUCT_COLUMNS = ("site", "product_id", "url", "title", "description", "brand", "category_path", "attributes",
                    "images")
@@ -81,6 +86,10 @@ class CurationConfig:
     caption: CaptionConfig = field(default_factory=CaptionConfig)
     test_fraction: float = 0.1
     split_seed: int = 0
+    # Pairs kept per product / per seller, the canonical first; None: no cap. The
+    # seller cap needs curate's `sellers`; products without a seller are not capped.
+    max_pairs_per_product: int | None = None
+    max_pairs_per_seller: int | None = None
 
 
 @dataclass
@@ -107,12 +116,15 @@ class _Offered:
 
 
 def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_prefix: str,
-           config: CurationConfig = CurationConfig(), examples: int = 5, clock: StageClock | None = None) -> Curated:
+           config: CurationConfig = CurationConfig(), examples: int = 5, clock: StageClock | None = None,
+           sellers: pa.Table | None = None) -> Curated:
     """`products`: record batches of raw_products (at least PRODUCT_COLUMNS);
     `features`: curation.features rows for their stored images, sorted by sha256 (at
     least FEATURE_COLUMNS); `normalised_prefix`: the normalised store's path relative
     to the data root (image_path = prefix + norm_path). `examples`: how many of the
-    largest merged clusters to name in `cluster_examples`. `clock` times the stages."""
+    largest merged clusters to name in `cluster_examples`. `clock` times the stages.
+    `sellers`: site, product_id, seller (null: unknown) of the products, read only
+    for `config.max_pairs_per_seller`."""
     clock = clock or StageClock()
     rejections: list[pa.Table] = []
     offered: list[_Offered] = []
@@ -130,9 +142,10 @@ def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_pr
                           feature=np.concatenate([o.feature for o in offered]) if offered else np.empty(0, np.int64))
     kept, near_duplicates, examples_of = _one_per_cluster(usable, features, config.dedup, normalised_prefix,
                                                           rejections, examples, clock)
+    with clock.stage("cap"):
+        kept = _capped(kept, config, sellers, rejections)
     with clock.stage("split"):
-        splits = grouped_split(pc.binary_join_element_wise(kept.column("site"), kept.column("product_id"), ":")
-                               .to_pylist(), kept.column("cluster_id").to_pylist(),
+        splits = grouped_split(_product_key(kept).to_pylist(), kept.column("cluster_id").to_pylist(),
                                test_fraction=config.test_fraction, seed=config.split_seed)
         kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
     return Curated(pairs=kept.cast(CURATED_PAIRS_SCHEMA), rejections=pa.concat_tables(rejections) if rejections
@@ -242,19 +255,12 @@ def _canonical(usable: _Offered, features: pa.Table, normalised_prefix: str, rej
                         for site, product, digest in zip(usable.site.to_pylist(), usable.product_id.to_pylist(),
                                                          sha256.to_pylist())], pa.string())
     width, height = chosen.column("norm_width"), chosen.column("norm_height")
-    area = pc.multiply(pc.fill_null(width, 0), pc.fill_null(height, 0)).to_numpy()
-    caption_length = pc.utf8_length(usable.caption).to_numpy()
     root = roots[picture]
-    order = np.lexsort((np.asarray(pair_id.to_pylist(), dtype=str), -caption_length, -area, root))
-    starts_cluster = np.ones(len(order), dtype=bool)
-    starts_cluster[1:] = root[order][1:] != root[order][:-1]
-    canonical = order[starts_cluster]
+    order = _preference_order(root, width, height, usable.caption, pair_id)
+    canonical = order[_starts_group(root[order])]
     merged = np.setdiff1d(order, canonical, assume_unique=True)
-    rejections.append(pa.table({"site": usable.site.take(merged), "product_id": usable.product_id.take(merged),
-                                "url": usable.url.take(merged), "image_url": usable.image_url.take(merged),
-                                "stage": pa.array([STAGE] * len(merged), pa.string()),
-                                "reason": pa.array([NEAR_DUPLICATE] * len(merged), pa.string())},
-                               schema=REJECTIONS_SCHEMA))
+    rejections.append(_rejected(usable.site.take(merged), usable.product_id.take(merged), usable.url.take(merged),
+                                usable.image_url.take(merged), NEAR_DUPLICATE))
 
     image_path = pc.binary_join_element_wise(pa.scalar(normalised_prefix), chosen.column("norm_path"), "/")
     examples_of = _examples(order, root, cluster_id[root], image_path, examples)
@@ -271,6 +277,65 @@ def _canonical(usable: _Offered, features: pa.Table, normalised_prefix: str, rej
         "caption": usable.caption.take(canonical), "url": usable.url.take(canonical),
     })
     return kept, near_duplicates, examples_of
+
+
+def _preference_order(group: np.ndarray, width: _Column, height: _Column, caption: _Column,
+                      pair_id: _Column) -> np.ndarray:
+    """Row indices by group, and within a group the preferred pair first: the largest
+    image, then the longest caption, then the smallest pair_id (so every run agrees)."""
+    area = pc.multiply(pc.fill_null(width, 0), pc.fill_null(height, 0)).to_numpy()
+    caption_length = pc.utf8_length(caption).to_numpy()
+    return np.lexsort((np.asarray(pair_id.to_pylist(), dtype=str), -caption_length, -area, group))
+
+
+def _capped(kept: pa.Table, config: CurationConfig, sellers: pa.Table | None, rejections: list[pa.Table]) -> pa.Table:
+    """The kept pairs under the product cap, then the seller cap (counting only pairs
+    the product cap left)."""
+    if config.max_pairs_per_product is not None:
+        kept = _cap(kept, _product_key(kept), config.max_pairs_per_product, CAPPED_PER_PRODUCT, rejections)
+    if config.max_pairs_per_seller is not None:
+        if sellers is None or sellers.column("seller").null_count == sellers.num_rows:
+            raise ValueError("max_pairs_per_seller is set but no product has a seller")
+        seller = sellers.column("seller").take(pc.index_in(_product_key(kept), value_set=_product_key(sellers)))
+        kept = _cap(kept, pc.binary_join_element_wise(kept.column("site"), seller, ":"), config.max_pairs_per_seller,
+                    CAPPED_PER_SELLER, rejections)
+    return kept
+
+
+def _cap(kept: pa.Table, key: _Column, cap: int, reason: str, rejections: list[pa.Table]) -> pa.Table:
+    """At most `cap` pairs per value of `key` (null: not capped), the preferred first;
+    the others become rejections with `reason`."""
+    key = key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key  # one dictionary for all rows
+    group = pc.dictionary_encode(pc.fill_null(key, "")).indices.to_numpy()
+    order = _preference_order(group, kept.column("width"), kept.column("height"), kept.column("caption"),
+                              kept.column("pair_id"))
+    position = np.arange(len(order))
+    rank = np.empty(len(order), dtype=np.int64)  # of each pair within its group, the preferred 0
+    rank[order] = position - np.maximum.accumulate(np.where(_starts_group(group[order]), position, 0))
+    over = (rank >= cap) & pc.is_valid(key).to_numpy(zero_copy_only=False)
+    dropped = kept.filter(pa.array(over))
+    rejections.append(_rejected(dropped.column("site"), dropped.column("product_id"), dropped.column("url"),
+                                dropped.column("image_url"), reason))
+    return kept.filter(pa.array(~over))
+
+
+def _starts_group(sorted_group: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of `sorted_group` begins."""
+    starts = np.ones(len(sorted_group), dtype=bool)
+    starts[1:] = sorted_group[1:] != sorted_group[:-1]
+    return starts
+
+
+def _product_key(table: pa.Table) -> pa.ChunkedArray:
+    """"site:product_id" per row: product ids are unique only within a site."""
+    return pc.binary_join_element_wise(table.column("site"), table.column("product_id"), ":")
+
+
+def _rejected(site: _Column, product_id: _Column, url: _Column, image_url: _Column, reason: str) -> pa.Table:
+    """Curate-stage rejections of these images, all for `reason`."""
+    return pa.table({"site": site, "product_id": product_id, "url": url, "image_url": image_url,
+                     "stage": pa.array([STAGE] * len(site), pa.string()),
+                     "reason": pa.array([reason] * len(site), pa.string())}, schema=REJECTIONS_SCHEMA)
 
 
 def _examples(order: np.ndarray, root: np.ndarray, cluster_id: np.ndarray, image_path: pa.Array,

@@ -27,6 +27,16 @@ from clipshoe_pipeline.curation.assemble import (
     rejection_counts,
 )
 from clipshoe_pipeline.curation.clusters import DedupConfig
+from clipshoe_pipeline.curation.diversity import (
+    ATTRIBUTE_COLUMNS,
+    SELLER,
+    concentration_markdown,
+    concentration_numbers,
+    dataset_diversity,
+    product_attributes,
+    spread_markdown,
+    write_plot,
+)
 from clipshoe_pipeline.curation.features import image_features, run_counts
 from clipshoe_pipeline.curation.images import NormaliseConfig
 from clipshoe_pipeline.curation.text import CaptionConfig
@@ -41,6 +51,7 @@ EXAMPLE_CLUSTERS = 5
 PRODUCT_BATCH_ROWS = 4096  # products held as Python rows at once (captions, the shoe filter)
 
 _DEDUP = DedupConfig()
+_CURATION = CurationConfig()
 
 
 class CurateConfig(dg.Config):
@@ -57,6 +68,8 @@ class CurateConfig(dg.Config):
     caption_max_chars: int = CaptionConfig().max_chars
     short_side: int = NormaliseConfig().short_side
     workers: int | None = None  # image decoding processes of the local pool; None: one per CPU
+    max_pairs_per_product: int | None = _CURATION.max_pairs_per_product  # None: no cap
+    max_pairs_per_seller: int | None = _CURATION.max_pairs_per_seller  # needs a `seller` column in raw_products
 
     def curation(self) -> CurationConfig:
         return CurationConfig(
@@ -64,7 +77,8 @@ class CurateConfig(dg.Config):
                               colour_distance=self.colour_distance, crop_phash_radius=self.crop_phash_radius,
                               crop_dhash_radius=self.crop_dhash_radius, verify_distance=self.verify_distance),
             caption=CaptionConfig(max_chars=self.caption_max_chars),
-            test_fraction=self.test_fraction, split_seed=self.split_seed)
+            test_fraction=self.test_fraction, split_seed=self.split_seed,
+            max_pairs_per_product=self.max_pairs_per_product, max_pairs_per_seller=self.max_pairs_per_seller)
 
 
 @dg.asset(
@@ -93,9 +107,11 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
-    curated = curate(_product_batches(sources), features.select(FEATURE_COLUMNS),
+    with clock.stage("attributes"):
+        attributes = product_attributes(_product_batches(sources, ATTRIBUTE_COLUMNS, optional=(SELLER,)))
+    curated = curate(_product_batches(sources, PRODUCT_COLUMNS), features.select(FEATURE_COLUMNS),
                      paths.normalised_images.relative_to(paths.root).as_posix(), config.curation(),
-                     examples=EXAMPLE_CLUSTERS, clock=clock)
+                     examples=EXAMPLE_CLUSTERS, clock=clock, sellers=attributes.select(["site", "product_id", SELLER]))
     del features
     with clock.stage("write"):
         write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
@@ -107,6 +123,10 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
             catalog.replace_site_rejections(site, context.run.run_id, curated.rejections.filter(
                 pc.equal(site_of_rejection, site)), stages=(STAGE,))
 
+    with clock.stage("diversity"):
+        diversity = dataset_diversity(curated.pairs, attributes)
+        diversity_png = paths.reports / f"curated_pairs-{context.run.run_id}" / "diversity.png"
+        diversity_plot = write_plot(diversity, diversity_png)
     splits = Counter(curated.pairs.column("split").to_pylist())
     sizes = Counter(curated.pairs.column("cluster_size").to_pylist())
     return dg.MaterializeResult(metadata={
@@ -126,6 +146,11 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         "rejections_by_reason": dg.MetadataValue.md(_counts_table("reason", rejection_counts(curated.rejections))),
         "cluster_sizes": dg.MetadataValue.md(_counts_table("pictures in cluster", sizes)),
         "near_duplicate_pairs": curated.near_duplicates.num_rows,
+        "concentration": dg.MetadataValue.md(concentration_markdown(diversity)),
+        **concentration_numbers(diversity),  # stable keys, e.g. top10_brand_share
+        **{f"pairs_per_{name}": dg.MetadataValue.md(spread_markdown(spread)) for name, spread in diversity.items()},
+        "diversity_plot": dg.MetadataValue.md(diversity_plot),
+        "diversity_plot_path": dg.MetadataValue.path(str(diversity_png)),
         "stage_seconds": dg.MetadataValue.md(clock.markdown()),
         # Under stable keys, for the UI's plots and the scale benchmarks.
         **{f"seconds_{name}": round(seconds, 3) for name, (seconds, _) in clock.stages.items()},
@@ -147,9 +172,14 @@ def _stored_images(sources: list[Path]) -> list[tuple[str, str]]:
     return list(zip(distinct.column("sha256").to_pylist(), distinct.column("path").to_pylist()))
 
 
-def _product_batches(sources: list[Path]) -> Iterator[pa.RecordBatch]:
+def _product_batches(sources: list[Path], columns: tuple[str, ...],
+                     optional: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
+    """`columns` of raw_products, and those of `optional` a file has (crawls before a
+    column existed lack it)."""
     for source in sources:
-        yield from pq.ParquetFile(source).iter_batches(batch_size=PRODUCT_BATCH_ROWS, columns=list(PRODUCT_COLUMNS))
+        file = pq.ParquetFile(source)
+        present = [name for name in optional if name in file.schema_arrow.names]
+        yield from file.iter_batches(batch_size=PRODUCT_BATCH_ROWS, columns=[*columns, *present])
 
 
 def _counts_table(label: str, counts: Counter) -> str:
