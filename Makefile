@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CLIPSHOE_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CLIPSHOE_DATA_DIR)/dagster_home
 
-.PHONY: install test demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-train bench-evaluate clean
+.PHONY: install test demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-pipeline-scale bench-train bench-evaluate clean
 
 $(BIN)/clipshoe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ bench-curate: install  ## image hashing, near-duplicate search and DuckDB ingest
 
 bench-curate-scale: install  ## curate_job per stage at growing catalog sizes, with growth exponents; dedup at 800k
 	$(BIN)/python benchmarks/curate_scale.py
+
+bench-pipeline-scale: install  ## crawl, curate, fine-tune, evaluate per stage at 500/5k/20k products, with growth exponents
+	$(BIN)/python benchmarks/pipeline_scale.py
 
 bench-train: install  ## fine-tuning samples/s per speed variant, ceiling vs real data (GPU; CPU=1 smoke run)
 	$(BIN)/python benchmarks/train_throughput.py $(if $(CPU),--cpu)
