@@ -49,6 +49,9 @@ def test_near_pairs_between_equal_exhaustive(n, radius):
     assert np.array_equal(near_pairs_between(queries, database, radius), expected)
     for tables in {2, 3, radius + 1}:
         assert np.array_equal(near_pairs_between(queries, database, radius, tables=tables, chunk_pairs=64), expected)
+    # Rows 2q and 2q + 1 are query q's own: never paired with it.
+    others = expected[expected[:, 1] // 2 != expected[:, 0]]
+    assert np.array_equal(near_pairs_between(queries, database, radius, own_rows=2), others)
 
 
 def test_pairs_are_ordered_unique_and_int64():

@@ -118,13 +118,10 @@ def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndar
         raise ValueError(f"expected window hashes of shape ({n}, windows), got {window_phash.shape} "
                          f"and {window_dhash.shape}")
     windows = window_phash.shape[1]
-    found = near_pairs_between(phash, as_codes(window_phash.ravel()), config.crop_phash_radius)
+    found = near_pairs_between(phash, as_codes(window_phash.ravel()), config.crop_phash_radius, own_rows=windows)
     picture, flat = found[:, 0], found[:, 1]
-    owner = flat // windows
-    keep = owner != picture
-    keep[keep] = np.bitwise_count(dhash[picture[keep]] ^ as_codes(window_dhash.ravel())[flat[keep]]) \
-        <= config.crop_dhash_radius
-    return picture[keep], owner[keep], flat[keep] % windows
+    keep = np.bitwise_count(dhash[picture] ^ as_codes(window_dhash.ravel())[flat]) <= config.crop_dhash_radius
+    return picture[keep], flat[keep] // windows, flat[keep] % windows
 
 
 def _verified_pairs(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, boxes: np.ndarray,

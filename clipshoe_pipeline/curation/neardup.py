@@ -29,7 +29,9 @@ reported by one table only, so no de-duplication of large arrays is needed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
@@ -41,7 +43,9 @@ CHUNK_PAIRS = 1 << 22  # candidate pairs verified at once: ~100 MB of temporarie
 # A probe (a table lookup plus its bookkeeping) costs about this many candidate checks.
 PROBE_COST = 2.0
 DENSE_KEY_BITS = 24  # keys up to this width are looked up in a dense table (<= 64 MiB)
+BITMAP_KEY_BITS = 32  # keys up to this width are tested against a bit per key first (<= 512 MiB)
 MAX_PROBES = 1 << 20  # probe keys per bucket beyond which a table plan is hopeless
+QUERY_SPAN = 1 << 14  # queries a thread probes at a time
 
 
 @dataclass(frozen=True)
@@ -73,21 +77,44 @@ def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
     if len(codes) < 2:
         return np.empty((0, 2), dtype=np.int64)
     plan = _feasible(_plan(tables or plan_tables(len(codes), radius), radius), radius)
-    found = list(_search(plan, lambda table: _self_candidates(codes, table, chunk_pairs), codes, codes, radius))
+    found = [_verified(chunk, plan[:number], radius)
+             for number, table in enumerate(plan) for chunk in _self_candidates(codes, table, chunk_pairs)]
     return _sorted_pairs(found, symmetric=True)
 
 
-def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, tables: int | None = None,
-                       chunk_pairs: int = CHUNK_PAIRS) -> np.ndarray:
+def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, own_rows: int | None = None,
+                       tables: int | None = None, chunk_pairs: int = CHUNK_PAIRS,
+                       threads: int | None = None) -> np.ndarray:
     """Every pair (q, d) with popcount(queries[q] ^ database[d]) <= radius, as an
-    int64 array of shape (k, 2) sorted by (q, d)."""
+    int64 array of shape (k, 2) sorted by (q, d). With `own_rows`, database rows
+    q * own_rows .. (q + 1) * own_rows - 1 belong to query q and are not paired with
+    it (a picture's own crop windows). The queries are probed by `threads` threads
+    (default: one per CPU) sharing each table's index: numpy releases the GIL."""
     queries, database = as_codes(queries), as_codes(database)
     _check_radius(radius)
     if not len(queries) or not len(database):
         return np.empty((0, 2), dtype=np.int64)
     plan = _feasible(_plan(tables or plan_tables(len(database), radius, queries=len(queries)), radius), radius)
-    found = list(_search(plan, lambda table: _between_candidates(queries, database, table, chunk_pairs),
-                         queries, database, radius))
+    threads = threads or _cpus()
+    spans = [slice(start, start + QUERY_SPAN) for start in range(0, len(queries), QUERY_SPAN)]
+    found = []
+    for number, table in enumerate(plan):
+        buckets = _Buckets.of(database, table)
+        find_bucket = _bucket_finder(buckets.keys, table.width)
+
+        def probe(span: slice) -> list[tuple[np.ndarray, np.ndarray]]:
+            pairs = []
+            for chunk in _between_candidates(queries, span, buckets, find_bucket, table, chunk_pairs):
+                left, right = _verified(chunk, plan[:number], radius)
+                if own_rows is not None:
+                    others = right // own_rows != left
+                    left, right = left[others], right[others]
+                pairs.append((left, right))
+            return pairs
+
+        with ThreadPoolExecutor(threads) as pool:
+            for pairs in pool.map(probe, spans):
+                found.extend(pairs)
     return _sorted_pairs(found, symmetric=False)
 
 
@@ -150,6 +177,10 @@ def plan_tables(n: int, radius: int, *, queries: int | None = None) -> int:
     return min(range(1, min(CODE_BITS, radius + 1) + 1), key=cost)
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _check_radius(radius: int) -> None:
     if not 0 <= radius < CODE_BITS:
         raise ValueError(f"radius must be in [0, {CODE_BITS - 1}], got {radius}")
@@ -176,17 +207,37 @@ def _feasible(plan: list[_Table], radius: int) -> list[_Table]:
     return plan
 
 
-def _search(plan: list[_Table], candidates: Callable[[_Table], Iterator[tuple[np.ndarray, np.ndarray]]],
-            left_codes: np.ndarray, right_codes: np.ndarray,
-            radius: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Verified pairs of every table, each pair from the first table where it is a candidate only."""
-    for number, table in enumerate(plan):
-        for left, right in candidates(table):
-            a, b = left_codes[left], right_codes[right]
-            keep = np.bitwise_count(a ^ b) <= radius
-            for earlier in plan[:number]:
-                keep &= earlier.apart(a, b) > earlier.threshold
-            yield left[keep], right[keep]
+def _verified(chunk: _Candidates, earlier_tables: list[_Table], radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's pairs within the radius that no earlier table has as candidates
+    (each pair is reported by the first table where it is a candidate only)."""
+    a, b = chunk.left_codes, chunk.right_codes
+    close = np.flatnonzero(np.bitwise_count(a ^ b) <= radius)
+    a, b = a[close], b[close]
+    first_here = np.ones(len(close), dtype=bool)
+    for earlier in earlier_tables:
+        first_here &= earlier.apart(a, b) > earlier.threshold
+    return chunk.left(close[first_here]), chunk.right(close[first_here])
+
+
+@dataclass
+class _Candidates:
+    """A chunk of candidate pairs: both sides' codes, and their code indices on demand
+    (only the few that verify need the random reads that map positions to indices)."""
+
+    left_codes: np.ndarray
+    right_codes: np.ndarray
+    left_positions: np.ndarray
+    right_positions: np.ndarray
+    left_index: np.ndarray | None  # position -> code index; None: positions are indices
+    right_index: np.ndarray | None
+
+    def left(self, rows: np.ndarray) -> np.ndarray:
+        positions = self.left_positions[rows]
+        return positions if self.left_index is None else self.left_index[positions]
+
+    def right(self, rows: np.ndarray) -> np.ndarray:
+        positions = self.right_positions[rows]
+        return positions if self.right_index is None else self.right_index[positions]
 
 
 def _flip_masks(width: int, flips: int) -> np.ndarray:
@@ -197,33 +248,40 @@ def _flip_masks(width: int, flips: int) -> np.ndarray:
 
 @dataclass
 class _Buckets:
-    """Codes sorted by one table's key; equal keys form a bucket."""
+    """Codes sorted by one table's key; equal keys form a bucket. The codes are kept
+    in that order too, so a bucket's candidates are read from consecutive memory."""
 
     order: np.ndarray  # sorted position -> code index
+    codes: np.ndarray  # sorted position -> code
     starts: np.ndarray  # bucket -> first sorted position
     sizes: np.ndarray
     keys: np.ndarray  # bucket -> its key, ascending
 
     @classmethod
-    def of(cls, keys: np.ndarray) -> _Buckets:
+    def of(cls, codes: np.ndarray, table: _Table) -> _Buckets:
+        # Keys of up to 32 bits sort as uint32: half the memory traffic of uint64.
+        keys = table.key(codes).astype(np.uint32 if table.width <= 32 else np.uint64)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        return cls(order, starts, np.diff(np.r_[starts, len(keys)]), sorted_keys[starts])
+        return cls(order, codes[order], starts, np.diff(np.r_[starts, len(keys)]),
+                   sorted_keys[starts].astype(np.uint64))
 
 
-def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Candidate pairs (code indices) of one table, in bounded chunks, each pair
-    once: same bucket (i before j in bucket order), or buckets whose keys differ in
-    1..threshold bits (probed from the smaller key only)."""
-    buckets = _Buckets.of(table.key(codes))
-    order = buckets.order
+def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iterator[_Candidates]:
+    """Candidate pairs of one table, in bounded chunks, each pair once: same bucket
+    (i before j in bucket order), or buckets whose keys differ in 1..threshold bits
+    (probed from the smaller key only)."""
+    buckets = _Buckets.of(codes, table)
+
+    def chunk(left: np.ndarray, right: np.ndarray) -> _Candidates:
+        return _Candidates(buckets.codes[left], buckets.codes[right], left, right, buckets.order, buckets.order)
 
     # Same bucket: position p pairs with every later position of its bucket.
     ends = np.repeat(buckets.starts + buckets.sizes, buckets.sizes)
     positions = np.arange(len(codes))
     for left, right in _expand(positions, positions + 1, ends - positions - 1, chunk_pairs):
-        yield order[left], order[right]
+        yield chunk(left, right)
 
     # Neighbouring buckets: each member of bucket a pairs with every member of bucket b.
     find_bucket = _bucket_finder(buckets.keys, table.width)
@@ -238,28 +296,32 @@ def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iter
         rows = _members(buckets.starts[a], buckets.sizes[a])
         member_of = np.repeat(np.arange(len(a)), buckets.sizes[a])
         for left, right in _expand(rows, buckets.starts[b][member_of], buckets.sizes[b][member_of], chunk_pairs):
-            yield order[left], order[right]
+            yield chunk(left, right)
 
 
-def _between_candidates(queries: np.ndarray, database: np.ndarray, table: _Table,
-                        chunk_pairs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Candidate (query, database) pairs of one table, in bounded chunks: each query
-    against every database bucket within `threshold` bits of its key."""
-    buckets = _Buckets.of(table.key(database))
-    find_bucket = _bucket_finder(buckets.keys, table.width)
-    query_keys = table.key(queries)
+def _between_candidates(queries: np.ndarray, span: slice, buckets: _Buckets,
+                        find_bucket: Callable[[np.ndarray], np.ndarray], table: _Table,
+                        chunk_pairs: int) -> Iterator[_Candidates]:
+    """Candidate (query, database) pairs of one table for the queries in `span`, in
+    bounded chunks: each query against every database bucket within `threshold`
+    bits of its key."""
+    first = span.start
+    query_keys = table.key(queries[span])
     masks = np.r_[np.zeros(1, dtype=np.uint64), _flip_masks(table.width, table.threshold)]
-    for batch in _mask_batches(masks, len(queries), chunk_pairs):
+    for batch in _mask_batches(masks, len(query_keys), chunk_pairs):
         hit = find_bucket((query_keys[:, None] ^ batch[None, :]).ravel())
         found = np.flatnonzero(hit >= 0)
-        source, bucket = found // len(batch), hit[found]
+        source, bucket = found // len(batch) + first, hit[found]
         for left, right in _expand(source, buckets.starts[bucket], buckets.sizes[bucket], chunk_pairs):
-            yield left, buckets.order[right]
+            yield _Candidates(queries[left], buckets.codes[right], left, right, None, buckets.order)
 
 
 def _bucket_finder(bucket_keys: np.ndarray, width: int) -> Callable[[np.ndarray], np.ndarray]:
     """A lookup from keys to bucket numbers (-1: no such bucket). Short keys index
-    a dense table directly, several times faster than a binary search."""
+    a dense table directly, several times faster than a binary search. Longer keys
+    (long ones pay off once the database is large: fewer random codes per bucket)
+    are first tested against a bit per possible key, so that the binary search
+    only runs for keys that are there, a few percent of the probes."""
     if width <= DENSE_KEY_BITS:
         table = np.full(1 << width, -1, dtype=np.int32)
         table[bucket_keys] = np.arange(len(bucket_keys), dtype=np.int32)
@@ -269,7 +331,19 @@ def _bucket_finder(bucket_keys: np.ndarray, width: int) -> Callable[[np.ndarray]
         hit = np.minimum(np.searchsorted(bucket_keys, keys), len(bucket_keys) - 1)
         return np.where(bucket_keys[hit] == keys, hit, -1)
 
-    return search
+    if width > BITMAP_KEY_BITS:
+        return search
+    present = np.zeros(1 << (width - 3), dtype=np.uint8)
+    byte, first = np.unique(bucket_keys >> np.uint64(3), return_index=True)  # keys are sorted: bytes in runs
+    present[byte] = np.bitwise_or.reduceat(np.left_shift(1, bucket_keys & np.uint64(7)).astype(np.uint8), first)
+
+    def filtered(keys: np.ndarray) -> np.ndarray:
+        found = np.full(len(keys), -1, dtype=np.int64)
+        maybe = np.flatnonzero((present[keys >> np.uint64(3)] >> (keys & np.uint64(7)).astype(np.uint8)) & 1)
+        found[maybe] = search(keys[maybe])
+        return found
+
+    return filtered
 
 
 def _mask_batches(masks: np.ndarray, n: int, chunk_pairs: int) -> Iterator[np.ndarray]:
@@ -311,5 +385,9 @@ def _sorted_pairs(found: list[tuple[np.ndarray, np.ndarray]], *, symmetric: bool
     right = np.concatenate([f[1] for f in found]).astype(np.int64)
     if symmetric:
         left, right = np.minimum(left, right), np.maximum(left, right)
-    pairs = np.column_stack([left, right])
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    span = int(right.max()) + 1 if len(right) else 1
+    if len(left) and int(left.max()) < np.iinfo(np.int64).max // span:
+        order = np.argsort(left * span + right)  # one key sorts several times faster than lexsort's two
+    else:
+        order = np.lexsort((right, left))
+    return np.column_stack([left[order], right[order]])
