@@ -34,18 +34,24 @@ _LANCZOS = Image.Resampling.LANCZOS  # what imagehash calls ANTIALIAS
 
 def phash(image: Image.Image) -> int:
     """imagehash.phash(image) as a signed int64."""
-    return _phash_of_grey(image.convert("L"))
+    return _phash_of_grey(_grey(image))
 
 
 def dhash(image: Image.Image) -> int:
     """imagehash.dhash(image) as a signed int64."""
-    return _dhash_of_grey(image.convert("L"))
+    return _dhash_of_grey(_grey(image))
 
 
 def perceptual_hashes(image: Image.Image) -> tuple[int, int]:
     """(phash, dhash) of `image`, converting it to grayscale once."""
-    grey = image.convert("L")
+    grey = _grey(image)
     return _phash_of_grey(grey), _dhash_of_grey(grey)
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    """`image` in mode L, as imagehash converts it. A grey image is used as it is: the
+    curation path hands every hash the one grey copy it made (images.Normalised.grey)."""
+    return image if image.mode == "L" else image.convert("L")
 
 
 def _phash_of_grey(grey: Image.Image) -> int:
@@ -140,7 +146,7 @@ def window_hashes(image: Image.Image) -> tuple[list[int], list[int]]:
     (6x faster). The matrices hold Pillow's own fixed-point Lanczos weights and each
     pass rounds like Pillow, so the pixels, and the hashes, equal PIL's crop().resize().
     """
-    grey = np.asarray(image.convert("L").resize((WINDOW_SIDE, WINDOW_SIDE), _LANCZOS), dtype=np.float64)
+    grey = np.asarray(_grey(image).resize((WINDOW_SIDE, WINDOW_SIDE), _LANCZOS), dtype=np.float64)
     # Row blocks: see _ROW_BLOCK. Each block against each x cut: (blocks, cuts, rows, out).
     blocks = grey.reshape(-1, 1, _ROW_BLOCK, WINDOW_SIDE)
     p_rows, d_rows, p_columns, d_columns = _window_weights()
@@ -256,4 +262,4 @@ THUMB_SIDE = 32
 
 def thumbnail(image: Image.Image) -> bytes:
     """`image` in grey, box-averaged to THUMB_SIDE x THUMB_SIDE, row-major uint8."""
-    return image.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
+    return _grey(image).resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
