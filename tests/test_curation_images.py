@@ -108,6 +108,7 @@ def test_large_jpeg_is_draft_decoded_and_shrunk_to_the_short_side(monkeypatch):
     assert result.image.mode == "RGB"
     assert result.image.size == (427, 320)
     assert close(colour_at(result.image, 0.5, 0.5), SHOE_RED)
+    assert result.grey.mode == "L" and result.grey.tobytes() == result.image.convert("L").tobytes()
     assert Image.open(io.BytesIO(result.jpeg)).size == (427, 320)
 
 

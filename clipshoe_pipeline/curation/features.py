@@ -128,13 +128,13 @@ def image_record(sha256: str, path: Path, normalised_dir: Path, config: Normalis
         return original | {"status": STATUS_REJECTED, "reason": str(result.reason)}
     norm_path = normalised_relpath(sha256)
     write_once(normalised_dir / norm_path, result.jpeg)
-    phash, dhash = perceptual_hashes(result.image)
-    window_phash, window_dhash = window_hashes(result.image)
+    phash, dhash = perceptual_hashes(result.grey)
+    window_phash, window_dhash = window_hashes(result.grey)
     mean_r, mean_g, mean_b = (round(channel) for channel in ImageStat.Stat(result.image).mean)
     return original | {"status": STATUS_OK, "reason": None, "norm_path": norm_path,
                        "norm_width": result.image.width, "norm_height": result.image.height,
                        "phash": phash, "dhash": dhash, "window_phash": window_phash,
-                       "window_dhash": window_dhash, "thumbnail": thumbnail(result.image),
+                       "window_dhash": window_dhash, "thumbnail": thumbnail(result.grey),
                        "mean_r": mean_r, "mean_g": mean_g, "mean_b": mean_b}
 
 

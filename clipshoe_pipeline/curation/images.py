@@ -6,8 +6,9 @@ animations. `normalise` turns any of them into one of two answers:
 
 - `Rejected` with a short, stable reason (`Reason`) that the rejections table keeps;
 - `Normalised`: an upright RGB image (alpha composited on white, first frame of an
-  animation) whose shorter side is `short_side` (never upscaled), a JPEG copy of it,
-  and the original's width, height, byte size and format.
+  animation) whose shorter side is `short_side` (never upscaled), its grey copy (which
+  the blank check measures and the hashes start from), a JPEG copy of it, and the
+  original's width, height, byte size and format.
 
 Size and aspect checks read only the header, so a reject costs no decode. Large JPEGs
 are decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, `Image.draft`), which
@@ -68,6 +69,7 @@ class NormaliseConfig:
 @dataclass(frozen=True)
 class Normalised:
     image: Image.Image  # RGB, upright, shorter side = min(short_side, original's)
+    grey: Image.Image  # `image` converted to mode L
     jpeg: bytes  # `image` encoded as JPEG
     width: int  # the original, upright
     height: int
@@ -115,11 +117,12 @@ def _normalise(data: bytes, config: NormaliseConfig) -> Normalised | Rejected:
     except Exception:
         return reject(Reason.UNDECODABLE)
     image = _shrink(image, config.short_side)
-    if ImageStat.Stat(image.convert("L")).stddev[0] < config.blank_std:
+    grey = image.convert("L")
+    if ImageStat.Stat(grey).stddev[0] < config.blank_std:
         return reject(Reason.NEAR_BLANK)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=config.jpeg_quality)
-    return Normalised(image, buffer.getvalue(), width, height, size, source.format)
+    return Normalised(image, grey, buffer.getvalue(), width, height, size, source.format)
 
 
 def _upright_size(image: Image.Image) -> tuple[int, int]:
@@ -138,11 +141,13 @@ def _decode_upright_rgb(image: Image.Image, short_side: int) -> Image.Image:
     if scale <= 0.5:  # draft scales by 1/2, 1/4 or 1/8, never below the requested size
         image.draft(image.mode, (max(1, round(width * scale)), max(1, round(height * scale))))
     image.load()  # an animation stays on frame 0, where open() leaves it
-    image = ImageOps.exif_transpose(image)
+    # In place, and no convert to the mode it has: the copies they would make are
+    # pixel-equal and cost as much as the blank check.
+    ImageOps.exif_transpose(image, in_place=True)
     if image.has_transparency_data:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _shrink(image: Image.Image, short_side: int) -> Image.Image:
@@ -154,3 +159,4 @@ def _shrink(image: Image.Image, short_side: int) -> Image.Image:
     # Area averaging (Pillow's BOX), img2dataset's default for downscaling (cv2.INTER_AREA):
     # no ringing, and 2.5x cheaper than bicubic, which was the costliest step per image.
     return image.resize(size, Image.Resampling.BOX)
+
