@@ -55,7 +55,6 @@ from clipshoe_pipeline.paths import DataPaths  # noqa: E402
 from scrapers.items import SITES  # noqa: E402
 
 IMAGES_PER_PRODUCT = 2.72  # the replay catalog's average (non-shoe items and defects included)
-STAGES = ("features", "products", "dedup", "canonical", "split", "write")
 REPLICA_SHARE = 0.01  # pictures of each extra copy replaced by first-copy pictures
 
 
@@ -274,18 +273,19 @@ def _report(results: dict) -> None:
                      for key in results[size]["runs"][0] if isinstance(results[size]["runs"][0][key], (int, float))}
               for size in sizes}
     images = {size: results[size]["store"]["images_stored"] for size in sizes}
+    last = sizes[-1]
     header = " | ".join(f"{images[s]} images: s / MiB" for s in sizes)
     growth = " | ".join(f"exp {images[a]}->{images[b]}" for a, b in zip(sizes, sizes[1:]))
     print(f"\n| stage | {header} | {growth} |")
     print("|---|" + "---:|" * (len(sizes) + len(sizes) - 1))
-    for stage in (*STAGES, "job"):
+    stages = [key.removeprefix("seconds_") for key in results[last]["runs"][0] if key.startswith("seconds_")]
+    for stage in (*stages, "job"):
         key = "job_seconds" if stage == "job" else f"seconds_{stage}"
         peak = "tree_peak_mib" if stage == "job" else f"peak_rss_mib_{stage}"
         cells = " | ".join(f"{median[s][key]:.1f} / {median[s][peak]:.0f}" for s in sizes)
         exps = " | ".join(f"{exponent(median[a][key], median[b][key], images[a], images[b]):.2f}"
                           for a, b in zip(sizes, sizes[1:]))
         print(f"| {stage if stage != 'job' else 'whole curate_job (tree peak)'} | {cells} | {exps} |")
-    last = sizes[-1]
     print(f"\npairs out {median[last]['pairs_out']:.0f}, near-duplicate pairs {median[last]['near_duplicate_pairs']:.0f}, "
           f"checks passed: {all(run['checks_passed'] for s in sizes for run in results[s]['runs'])}", flush=True)
 

@@ -52,6 +52,10 @@ def test_near_pairs_between_equal_exhaustive(n, radius):
     # Rows 2q and 2q + 1 are query q's own: never paired with it.
     others = expected[expected[:, 1] // 2 != expected[:, 0]]
     assert np.array_equal(near_pairs_between(queries, database, radius, own_rows=2), others)
+    # A second signal: only the pairs also within its radius.
+    second_q, second_d = queries[::-1].copy(), database[::-1].copy()
+    both = expected[np.bitwise_count(second_q[expected[:, 0]] ^ second_d[expected[:, 1]]) <= 20]
+    assert np.array_equal(near_pairs_between(queries, database, radius, also_within=(second_q, second_d, 20)), both)
 
 
 def test_pairs_are_ordered_unique_and_int64():

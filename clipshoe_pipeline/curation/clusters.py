@@ -118,10 +118,10 @@ def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndar
         raise ValueError(f"expected window hashes of shape ({n}, windows), got {window_phash.shape} "
                          f"and {window_dhash.shape}")
     windows = window_phash.shape[1]
-    found = near_pairs_between(phash, as_codes(window_phash.ravel()), config.crop_phash_radius, own_rows=windows)
+    found = near_pairs_between(phash, as_codes(window_phash.ravel()), config.crop_phash_radius, own_rows=windows,
+                               also_within=(dhash, as_codes(window_dhash.ravel()), config.crop_dhash_radius))
     picture, flat = found[:, 0], found[:, 1]
-    keep = np.bitwise_count(dhash[picture] ^ as_codes(window_dhash.ravel())[flat]) <= config.crop_dhash_radius
-    return picture[keep], flat[keep] // windows, flat[keep] % windows
+    return picture, flat // windows, flat % windows
 
 
 def _verified_pairs(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, boxes: np.ndarray,

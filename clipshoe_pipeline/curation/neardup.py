@@ -83,15 +83,24 @@ def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
 
 
 def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, own_rows: int | None = None,
-                       tables: int | None = None, chunk_pairs: int = CHUNK_PAIRS,
-                       threads: int | None = None) -> np.ndarray:
+                       also_within: tuple[np.ndarray, np.ndarray, int] | None = None, tables: int | None = None,
+                       chunk_pairs: int = CHUNK_PAIRS, threads: int | None = None) -> np.ndarray:
     """Every pair (q, d) with popcount(queries[q] ^ database[d]) <= radius, as an
     int64 array of shape (k, 2) sorted by (q, d). With `own_rows`, database rows
     q * own_rows .. (q + 1) * own_rows - 1 belong to query q and are not paired with
-    it (a picture's own crop windows). The queries are probed by `threads` threads
+    it (a picture's own crop windows). With `also_within` = (query codes, database
+    codes, radius), a pair must be within that radius on those codes too (the dHash
+    of a pHash match), checked as pairs are found, so that the pairs one signal
+    alone finds (many, for look-alike shots) are never all held at once. The
+    queries are probed by `threads` threads
     (default: one per CPU) sharing each table's index: numpy releases the GIL."""
     queries, database = as_codes(queries), as_codes(database)
     _check_radius(radius)
+    if also_within is not None:
+        also_queries, also_database, also_radius = as_codes(also_within[0]), as_codes(also_within[1]), also_within[2]
+        _check_radius(also_radius)
+        if len(also_queries) != len(queries) or len(also_database) != len(database):
+            raise ValueError("also_within's codes must match the queries and the database one for one")
     if not len(queries) or not len(database):
         return np.empty((0, 2), dtype=np.int64)
     plan = _feasible(_plan(tables or plan_tables(len(database), radius, queries=len(queries)), radius), radius)
@@ -106,10 +115,12 @@ def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *
             pairs = []
             for chunk in _between_candidates(queries, span, buckets, find_bucket, table, chunk_pairs):
                 left, right = _verified(chunk, plan[:number], radius)
+                keep = np.ones(len(left), dtype=bool)
                 if own_rows is not None:
-                    others = right // own_rows != left
-                    left, right = left[others], right[others]
-                pairs.append((left, right))
+                    keep &= right // own_rows != left
+                if also_within is not None:
+                    keep &= np.bitwise_count(also_queries[left] ^ also_database[right]) <= also_radius
+                pairs.append((left[keep], right[keep]))
             return pairs
 
         with ThreadPoolExecutor(threads) as pool:
