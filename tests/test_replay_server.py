@@ -209,6 +209,7 @@ def test_replay_shop_command_serves_until_interrupted(tmp_path):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", "/_shop/stats")
         assert connection.getresponse().status == 200
+        connection.close()  # a kept-alive connection would leave the server a connection to drain on shutdown
         assert json.loads(truth.read_text(encoding="utf-8"))["products_per_site"] == 5
     finally:
         process.send_signal(signal.SIGINT)
