@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import imagehash
 import numpy as np
@@ -56,6 +57,14 @@ def test_window_hashes_equal_pil_crops_hashed_like_whole_images():
         grey = image.convert("L").resize((WINDOW_SIDE, WINDOW_SIDE), Image.Resampling.LANCZOS)
         crops = [grey.crop(tuple(round(edge * WINDOW_SIDE) for edge in window)) for window in CROP_WINDOWS]
         assert window_hashes(image) == ([phash(c) for c in crops], [dhash(c) for c in crops]), index
+
+
+def test_window_hashes_in_threads_equal_serial():
+    """window_hashes keeps its working arrays per thread; threads hashing at once must not share them."""
+    images = varied_images()
+    expected = [window_hashes(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(window_hashes, images * 4)) == expected * 4
 
 
 def test_hamming_equals_imagehash_difference():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 import scipy.fft
@@ -146,21 +147,24 @@ def window_hashes(image: Image.Image) -> tuple[list[int], list[int]]:
     (6x faster). The matrices hold Pillow's own fixed-point Lanczos weights and each
     pass rounds like Pillow, so the pixels, and the hashes, equal PIL's crop().resize().
     """
-    grey = np.asarray(_grey(image).resize((WINDOW_SIDE, WINDOW_SIDE), _LANCZOS), dtype=np.float64)
-    # Row blocks: see _ROW_BLOCK. Each block against each x cut: (blocks, cuts, rows, out).
-    blocks = grey.reshape(-1, 1, _ROW_BLOCK, WINDOW_SIDE)
-    p_rows, d_rows, p_columns, d_columns = _window_weights()
-    p_across = _across(blocks, p_columns)
-    d_across = _across(blocks, d_columns)
+    p_rows, d_rows, columns = _window_weights()
+    _buffers.grey[...] = np.asarray(_grey(image).resize((WINDOW_SIDE, WINDOW_SIDE), _LANCZOS))
+    # Horizontal pass, pHash's and dHash's columns in one product, every x cut against
+    # each block of rows (see _ROW_BLOCK): (cuts, blocks, rows, out), i.e. (cuts, WINDOW_SIDE, out).
+    blocks = _buffers.grey.reshape(1, -1, _ROW_BLOCK, WINDOW_SIDE)
+    across = _buffers.across
+    _clip8(np.matmul(blocks, columns[:, None], out=across.reshape(len(_AXIS_BOUNDS), -1, _ROW_BLOCK, across.shape[2])))
     # Vertical pass, every y cut against every x cut's strip: (x cut, y cut, rows, columns),
     # i.e. windows in CROP_WINDOWS order, x cut outer.
-    p = _fixed_point(p_rows @ p_across[:, None]).reshape(len(CROP_WINDOWS), _PHASH_SIDE, _PHASH_SIDE)
-    d = _fixed_point(d_rows @ d_across[:, None]).reshape(len(CROP_WINDOWS), _HASH_SIDE, _HASH_SIDE + 1)
-    # _phash_of_grey's DCT; the rows past the 8th are never used, so the second pass skips them.
-    dct = scipy.fft.dct(scipy.fft.dct(p, axis=1)[:, :_HASH_SIDE], axis=2)
+    p = _clip8(np.matmul(p_rows, across[:, None, :, :_PHASH_SIDE], out=_buffers.p))
+    d = _clip8(np.matmul(d_rows, across[:, None, :, _PHASH_SIDE:], out=_buffers.d))
+    p = p.reshape(len(CROP_WINDOWS), _PHASH_SIDE, _PHASH_SIDE)
+    d = d.reshape(len(CROP_WINDOWS), _HASH_SIDE, _HASH_SIDE + 1)
+    d_bits = (d[..., 1:] > d[..., :-1]).reshape(len(CROP_WINDOWS), -1)
+    # _phash_of_grey's DCT, in place; the rows past the 8th are never used, so the second pass skips them.
+    dct = scipy.fft.dct(scipy.fft.dct(p, axis=1, overwrite_x=True)[:, :_HASH_SIDE], axis=2, overwrite_x=True)
     low = dct[:, :, :_HASH_SIDE].reshape(len(CROP_WINDOWS), -1)
     p_bits = low > np.median(low, axis=1, keepdims=True)
-    d_bits = (d[..., 1:] > d[..., :-1]).reshape(len(CROP_WINDOWS), -1)
     return _rows_to_int64(p_bits), _rows_to_int64(d_bits)
 
 
@@ -169,10 +173,11 @@ def _rows_to_int64(bits: np.ndarray) -> list[int]:
 
 
 # Pillow's Lanczos resize of 8-bit images (libImaging/Resample.c), as matrices. Weights
-# are integers scaled by 2^22; a pass sums pixel * weight, adds half and shifts. In
-# float64 every such sum is an exact integer (< 2^32), so the result is Pillow's bit
-# for bit whatever order BLAS sums in. Pillow resizes horizontally first, rounding to
-# 8 bits between the passes; so do we.
+# are integers scaled by 2^22; a pass sums pixel * weight, adds half and shifts. Our
+# matrices hold those integers divided by 2^22 (exact: a power of two), so every sum
+# is Pillow's integer sum / 2^22, exact in float64 (< 2^32 units of 2^-22) whatever
+# order BLAS sums in, and rounding is floor(sum + 0.5), clipped: Pillow's pixel bit for
+# bit. Pillow resizes horizontally first, rounding to 8 bits between the passes; so do we.
 _PRECISION_BITS = 22
 _AXIS_BOUNDS = tuple((round(near * WINDOW_SIDE), round((1 - far) * WINDOW_SIDE)) for near, far in _axis_cuts())
 # The horizontal pass goes in blocks of rows so that every BLAS call stays under
@@ -182,32 +187,43 @@ _AXIS_BOUNDS = tuple((round(near * WINDOW_SIDE), round((1 - far) * WINDOW_SIDE))
 _ROW_BLOCK = 32
 
 
-def _across(blocks: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """The horizontal pass for every x cut: (cuts, WINDOW_SIDE, out) pixels."""
-    strips = _fixed_point(blocks @ columns)  # (blocks, cuts, _ROW_BLOCK, out)
-    return strips.transpose(1, 0, 2, 3).reshape(len(_AXIS_BOUNDS), WINDOW_SIDE, -1)
+class _WindowBuffers(threading.local):
+    """window_hashes' working arrays, made once per thread. Allocated per call, this
+    memory (~2 MB with the temporaries these replace) went back to the OS between
+    images and was faulted in again, zeroed, for the next one: ~500 page faults, ~2 ms
+    per image on the 2-core vm, more than the matrix products themselves."""
+
+    def __init__(self):
+        cuts = len(_AXIS_BOUNDS)
+        self.grey = np.empty((WINDOW_SIDE, WINDOW_SIDE))
+        self.across = np.empty((cuts, WINDOW_SIDE, _PHASH_SIDE + _HASH_SIDE + 1))
+        self.p = np.empty((cuts, cuts, _PHASH_SIDE, _PHASH_SIDE))
+        self.d = np.empty((cuts, cuts, _HASH_SIDE, _HASH_SIDE + 1))
 
 
-def _fixed_point(sums: np.ndarray) -> np.ndarray:
-    """Pillow's clip8: round the fixed-point sums to pixels 0..255."""
-    half = 1 << (_PRECISION_BITS - 1)
-    return np.clip(np.floor((sums + half) * (1.0 / (1 << _PRECISION_BITS))), 0, 255)
+_buffers = _WindowBuffers()
+
+
+def _clip8(sums: np.ndarray) -> np.ndarray:
+    """Pillow's clip8, in place: each sum rounded half up to an integer, clipped to 0..255."""
+    sums += 0.5
+    np.floor(sums, out=sums)
+    return np.clip(sums, 0, 255, out=sums)
 
 
 @functools.cache
-def _window_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every axis cut's resampling matrices: (pHash rows, dHash rows, pHash columns, dHash columns).
+def _window_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every axis cut's resampling matrices, Pillow's weights / 2^22: (pHash rows, dHash rows, columns).
 
-    Rows, (cuts, out, WINDOW_SIDE), multiply from the left; columns, their transposes
-    (cuts, WINDOW_SIDE, out), from the right. Out: 32 for pHash, 8 rows by 9 columns for dHash.
+    Rows, (cuts, out, WINDOW_SIDE), multiply from the left, out = 32 for pHash, 8 for
+    dHash; columns, (cuts, WINDOW_SIDE, 32 + 9), from the right: the transposes of
+    pHash's 32 and dHash's 9 side by side.
     """
     def stacked(out: int) -> np.ndarray:
-        return np.stack([_resample_weights(start, stop, out) for start, stop in _AXIS_BOUNDS])
+        return np.stack([_resample_weights(start, stop, out) for start, stop in _AXIS_BOUNDS]) / (1 << _PRECISION_BITS)
 
-    def transposed(out: int) -> np.ndarray:
-        return np.ascontiguousarray(stacked(out).transpose(0, 2, 1))
-
-    return stacked(_PHASH_SIDE), stacked(_HASH_SIDE), transposed(_PHASH_SIDE), transposed(_HASH_SIDE + 1)
+    columns = np.concatenate([stacked(_PHASH_SIDE), stacked(_HASH_SIDE + 1)], axis=1).transpose(0, 2, 1)
+    return stacked(_PHASH_SIDE), stacked(_HASH_SIDE), np.ascontiguousarray(columns)
 
 
 def _resample_weights(start: int, stop: int, out: int) -> np.ndarray:
