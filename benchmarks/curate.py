@@ -22,15 +22,22 @@ baseline on the same input (issue #3):
    input is written by write_parquet_atomic, in DuckDB-sized row groups.
 
 Inputs are made once, up front, on disk. Every measurement runs in a fresh child
-process, --runs times, median time reported; only the measured call is timed (pool
-start-up included). Peak memory is the child's, so cases do not inherit each
-other's: the highest sum of RSS over it and its workers (benchmarks/hashing.PeakRss),
-or its own exact high-water mark if the measured call raised it, highest over runs.
+process, --runs times (each round runs every case once, so that load from other
+processes hits all alike), median time reported; only the measured call is timed
+(pool start-up included). The child imports this file as a module under `python -c`,
+as Dagster runs a step under `python -m dagster`: a pool worker re-runs a main
+*script* before its first task (Python 3.11's forkserver never preloads `__main__`,
+CPython gh-98552), which here meant importing dagster and duckdb in every worker,
+1-2 s per pool start that Dagster runs do not pay. Peak memory is the child's, so
+cases do not inherit each other's: the highest sum of RSS over it and its workers
+(benchmarks/hashing.PeakRss), or its own exact high-water mark if the measured call
+raised it, highest over runs.
 benchmarks/hashing.py and benchmarks/neardup.py break stages 1 and 2 down further
 (one-process variants, agreement with imagehash, table counts, faiss).
 
     python benchmarks/curate.py            # defaults: a few minutes on the 2-core vm
     python benchmarks/curate.py --quick    # smoke run
+    python benchmarks/curate.py --only hashing --runs 5   # stage 1 alone
 Targets (issue #3): 1M hashes clustered in < 60 s on 2 cores; ingest >= 500k rows/s.
 """
 
@@ -91,11 +98,23 @@ TASKS_PER_WORKER = 8  # the baseline pool's chunking, as curation.features chunk
 
 
 def make_inputs(data: Path, args: argparse.Namespace) -> None:
-    write_store(shop_pictures(args.images, args.seed), data / "store")
+    """The inputs of the stages in args.only."""
+    if "hashing" in args.only:
+        write_store(shop_pictures(args.images, args.seed), data / "store")
+    if "neardup" in args.only:
+        make_codes(data, args)
+    if "ingest" in args.only:
+        make_pairs(data, args)
+
+
+def make_codes(data: Path, args: argparse.Namespace) -> None:
     codes, planted = planted_codes(args.hashes, args.hashes // CODES_PER_GROUP, args.radius, args.seed)
     np.save(data / "codes.npy", codes)
     np.save(data / "planted.npy", planted)
     np.save(data / "sample.npy", subsample(codes, planted, args.sample, args.seed))
+
+
+def make_pairs(data: Path, args: argparse.Namespace) -> None:
     pairs = curated_pairs_table(args.rows, args.seed)
     write_parquet_atomic(pairs, data / "pairs.parquet")
     # replace_site_rows takes one site's rows only.
@@ -209,9 +228,10 @@ def store_pairs(data: Path) -> list[tuple[str, str]]:
 def hash_baseline(data: Path, args: argparse.Namespace) -> dict:
     paths = [data / "store" / relpath for _, relpath in store_pairs(data)]
     chunksize = max(1, math.ceil(len(paths) / (args.workers * TASKS_PER_WORKER)))
-    # forkserver, preloaded with this module, as curation.features starts its pool.
+    # forkserver, preloaded with the worker function's module, as curation.features starts its pool
+    # (Python 3.11's forkserver ignores sys.path, CPython gh-117378, so there each worker imports it).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__"])
+    context.set_forkserver_preload([naive_image_hashes.__module__])
     with Measured() as measured:
         with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
             hashes = list(pool.map(naive_image_hashes, paths, chunksize=chunksize))
@@ -234,11 +254,11 @@ def hash_parts(data: Path, args: argparse.Namespace) -> dict:
     with Measured() as measured:
         for blob in blobs:
             start = time.perf_counter()
-            image = normalise(blob).image
+            grey = normalise(blob).grey  # what image_record hashes
             normalised = time.perf_counter()
-            perceptual_hashes(image)
+            perceptual_hashes(grey)
             hashed = time.perf_counter()
-            window_hashes(image)
+            window_hashes(grey)
             spent["normalise"] += normalised - start
             spent["pHash+dHash"] += hashed - normalised
             spent["crop-window hashes"] += time.perf_counter() - hashed
@@ -339,12 +359,17 @@ CASES = {
 }
 
 
+STAGES = {"hashing": "hash_", "neardup": "search_", "ingest": "ingest_"}  # --only: case name prefixes
+
+
 # -- driver ---------------------------------------------------------------------------
 
 
 def in_child(case: str, data: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--case", case, "--data", str(data), "--workers", str(args.workers),
-               "--radius", str(args.radius)]
+    # A module, not a script, in the child: see the module docstring.
+    run_as_module = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import curate; curate.main()"
+    command = [sys.executable, "-c", run_as_module, "--case", case, "--data", str(data), "--workers",
+               str(args.workers), "--radius", str(args.radius)]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -360,23 +385,28 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def checks(runs: dict[str, list[dict]], summary: dict[str, dict]) -> dict[str, str]:
-    """The pass/fail lines: same pairs as the exhaustive search, and the issue's targets."""
-    digests = {name: {r["digest"] for r in runs[name]} for name in ("search_exhaustive", "search_ours_sample")}
-    same = len(digests["search_ours_sample"]) == 1 and digests["search_ours_sample"] == digests["search_exhaustive"]
-    cluster_s = summary["search_and_cluster"]["seconds"]
-    ingest = summary["ingest_replace_table"]["rate"]
-    return {
-        "search_ours_sample": f"same pairs as exhaustive: {'yes' if same else 'NO'}",
-        "search_and_cluster": f"target < {CLUSTER_TARGET_S} s: {'met' if cluster_s < CLUSTER_TARGET_S else 'MISSED'}",
-        "ingest_replace_table": f"target >= {INGEST_TARGET_ROWS_S:,} rows/s: "
-                                f"{'met' if ingest >= INGEST_TARGET_ROWS_S else 'MISSED'}",
-    }
+    """The pass/fail lines of the stages that ran: same pairs as the exhaustive search, and the issue's targets."""
+    verdicts = {}
+    if "search_ours_sample" in runs:
+        digests = {name: {r["digest"] for r in runs[name]} for name in ("search_exhaustive", "search_ours_sample")}
+        same = len(digests["search_ours_sample"]) == 1 and digests["search_ours_sample"] == digests["search_exhaustive"]
+        cluster_s = summary["search_and_cluster"]["seconds"]
+        verdicts["search_ours_sample"] = f"same pairs as exhaustive: {'yes' if same else 'NO'}"
+        verdicts["search_and_cluster"] = (f"target < {CLUSTER_TARGET_S} s: "
+                                          f"{'met' if cluster_s < CLUSTER_TARGET_S else 'MISSED'}")
+    if "ingest_replace_table" in runs:
+        ingest = summary["ingest_replace_table"]["rate"]
+        verdicts["ingest_replace_table"] = (f"target >= {INGEST_TARGET_ROWS_S:,} rows/s: "
+                                            f"{'met' if ingest >= INGEST_TARGET_ROWS_S else 'MISSED'}")
+    return verdicts
 
 
 def print_table(summary: dict[str, dict], verdicts: dict[str, str]) -> None:
     print("| stage | method | n | median s | per s | vs baseline | peak RSS MiB | check |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, case in CASES.items():
+        if name not in summary:
+            continue
         row = summary[name]
         speedup = f"{row['rate'] / summary[case.baseline]['rate']:.1f}x" if case.baseline else "-"
         check = "; ".join(part for part in (verdicts.get(name), row["note"]) if part)
@@ -391,10 +421,14 @@ def benchmark(args: argparse.Namespace) -> None:
     print(f"Python {platform.python_version()}, duckdb {duckdb.__version__}, numpy {np.__version__}, "
           f"pyarrow {pa.__version__}; {platform.machine()}, {default_workers()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f} at the start\n")
+    cases = [name for name in CASES if name.startswith(tuple(STAGES[stage] for stage in args.only))]
     with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
         data = Path(tmp)
         make_inputs(data, args)
-        runs = {name: [in_child(name, data, args) for _ in range(args.runs)] for name in CASES}
+        runs = {name: [] for name in cases}
+        for _ in range(args.runs):
+            for name in cases:
+                runs[name].append(in_child(name, data, args))
     summary = summarise(runs)
     print_table(summary, checks(runs, summary))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end (other processes share the CPUs if above ~0)")
@@ -408,6 +442,7 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=DedupConfig().phash_radius, help="pHash radius")
     parser.add_argument("--workers", type=int, default=default_workers(), help="pool size for image hashing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="run only these stages")
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -106,7 +106,7 @@ def naive_hashes(store: Path, pairs: list[tuple[str, str]]) -> None:
 def our_hashes(store: Path, pairs: list[tuple[str, str]]) -> None:
     config = NormaliseConfig()
     for _, relpath in pairs:
-        perceptual_hashes(normalise((store / relpath).read_bytes(), config).image)
+        perceptual_hashes(normalise((store / relpath).read_bytes(), config).grey)
 
 
 def measure(variant: str, store: Path, workers: int) -> dict:
