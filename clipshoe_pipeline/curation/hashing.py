@@ -213,7 +213,7 @@ def _clip8(sums: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _window_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every axis cut's resampling matrices, in units of 2^22: (pHash rows, dHash rows, columns).
+    """Every axis cut's resampling matrices, Pillow's weights / 2^22: (pHash rows, dHash rows, columns).
 
     Rows, (cuts, out, WINDOW_SIDE), multiply from the left, out = 32 for pHash, 8 for
     dHash; columns, (cuts, WINDOW_SIDE, 32 + 9), from the right: the transposes of
