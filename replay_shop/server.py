@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -244,6 +245,10 @@ def serve_forever(catalog: Catalog, faults: Faults = Faults(), host: str = "127.
         finally:
             await shop.stop()
 
+    # Ctrl-C must stop the shop whatever signal state the parent process passed on
+    # (an ignored or blocked SIGINT is inherited across exec).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         asyncio.run(serve())
     except KeyboardInterrupt:

@@ -93,7 +93,8 @@ def test_blocked_throughout_fails_loudly(catalog, tmp_path):
 
 
 def test_a_second_crawl_of_the_same_jobdir_is_refused(catalog, tmp_path):
-    with running_shop(catalog, faults=Faults(slow=1.0, slow_seconds=0.2)) as shop:
+    # Every answer 1 s late: the first crawl must still hold the job while the second starts.
+    with running_shop(catalog, faults=Faults(slow=1.0, slow_seconds=1.0)) as shop:
         first = crawl_popen("tiki", shop.url, tmp_path)
         try:
             deadline = time.monotonic() + 30
