@@ -1,5 +1,5 @@
 """Per-site renderers: each turns the synthetic catalog into one shop's real
-endpoints and response shapes (see ../shared/docs/SITES.md).
+endpoints and response shapes (the spiders in scrapers/spiders/ parse the same shapes).
 
 A renderer is a module-level object implementing `SiteRenderer`. The server routes
 `/HOST/PATH?QUERY` to the renderer that lists HOST in `hosts`; images on

@@ -1,4 +1,4 @@
-"""Lazada (lazada.vn) as the replay shop serves it, in the real shapes of SITES.md §4.
+"""Lazada (lazada.vn) as the replay shop serves it, in the real shapes scrapers/spiders/lazada.py parses.
 
 - Category listing: `GET /<category-slug>/?ajax=true&isFirstRequest=true&page=N`
   answers JSON `{mods{listItems[], filter, breadcrumb}, mainInfo{page, pageSize,
@@ -35,7 +35,7 @@ IMAGE_HOST = "vn-live-01.slatic.net"
 PAGE_SIZE = 40
 NO_BRAND = "No Brand"  # what Lazada prints (and links to) for a product without brand
 
-# Shoe categories of SITES.md §4, with the breadcrumb names the site shows for them.
+# The shoe categories the Lazada spider crawls, with the breadcrumb names the site shows for them.
 CATEGORY_NAMES: dict[str, tuple[str, ...]] = {
     "giay-sneaker-nam": ("Thời trang nam", "Giày nam", "Giày sneaker nam"),
     "giay-nam-thoi-trang": ("Thời trang nam", "Giày nam", "Giày thời trang nam"),

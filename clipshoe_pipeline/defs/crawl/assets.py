@@ -45,7 +45,7 @@ class CrawlConfig(dg.Config):
 
     max_pages: int | None = None  # listing pages per category; None: the spider's setting
     max_items: int | None = None  # products per crawl; None: no cap beyond the setting
-    categories: list[str] | None = None  # category keys (see SITES.md); None: the defaults
+    categories: list[str] | None = None  # category keys (each spider's categories); None: the defaults
     settings: dict[str, str] = {}  # Scrapy `-s` overrides for this run only
 
     def spider_args(self) -> dict[str, object]:

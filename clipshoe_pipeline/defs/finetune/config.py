@@ -1,6 +1,6 @@
 """The fine-tuning run config (the Launchpad's form) and how it becomes open_clip flags.
 
-Defaults follow the anchors' fine-tuning practice (../shared/docs/REFERENCES.md):
+Defaults follow the fine-tuning practice of the peer models (FashionCLIP, open_clip):
 a learning rate two orders below open_clip's from-scratch default (5e-4 would wipe
 out the pretrained features), weight decay 0.1, a short warm-up, few epochs, bf16
 autocast on GPUs. FashionCLIP used lr 1e-6 for ViT-L-14; 5e-6 suits ViT-B-32.
