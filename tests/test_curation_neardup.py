@@ -48,7 +48,7 @@ def test_near_pairs_between_equal_exhaustive(n, radius):
     expected = exhaustive_pairs_between(queries, database, radius)
     assert np.array_equal(near_pairs_between(queries, database, radius), expected)
     for tables in {2, 3, radius + 1}:
-        assert np.array_equal(near_pairs_between(queries, database, radius, tables=tables, chunk_pairs=64), expected)
+        assert np.array_equal(near_pairs_between(queries, database, radius, tables=tables, threads=1), expected)
     # Rows 2q and 2q + 1 are query q's own: never paired with it.
     others = expected[expected[:, 1] // 2 != expected[:, 0]]
     assert np.array_equal(near_pairs_between(queries, database, radius, own_rows=2), others)
@@ -56,6 +56,17 @@ def test_near_pairs_between_equal_exhaustive(n, radius):
     second_q, second_d = queries[::-1].copy(), database[::-1].copy()
     both = expected[np.bitwise_count(second_q[expected[:, 0]] ^ second_d[expected[:, 1]]) <= 20]
     assert np.array_equal(near_pairs_between(queries, database, radius, also_within=(second_q, second_d, 20)), both)
+
+
+def test_near_pairs_between_one_crowded_bucket():
+    # Look-alike shots: thousands of equal database codes, more pairs than a thread's first output buffer.
+    queries = planted_codes(40, seed=5)
+    database = np.concatenate([np.repeat(queries[:2], 3000), planted_codes(500, seed=6)])
+    # Keys found by binary search (one 64-bit table), through a bit per key (32 bits), by first position (21 bits).
+    for radius, tables in ((1, 1), (6, 2), (6, 3)):
+        expected = exhaustive_pairs_between(queries, database, radius)
+        assert len(expected) >= 6000
+        assert np.array_equal(near_pairs_between(queries, database, radius, tables=tables, threads=2), expected)
 
 
 def test_pairs_are_ordered_unique_and_int64():

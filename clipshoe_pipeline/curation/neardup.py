@@ -22,21 +22,29 @@ random codes; fewer, longer keys need many probes. `plan_tables` picks `m` with 
 cost model of both (uniformly spread codes), checked against measurement in
 benchmarks/neardup.py, which also compares faiss's binary multi-hash index.
 
-Everything is vectorised numpy. Candidate pairs are enumerated in chunks of bounded
-size, so memory stays flat however skewed the buckets are, and each pair is
-reported by one table only, so no de-duplication of large arrays is needed.
+The self search is vectorised numpy: candidate pairs are enumerated in chunks of
+bounded size, so memory stays flat however skewed the buckets are, and each pair is
+reported by one table only, so no de-duplication of large arrays is needed. The
+search between sets runs a compiled loop per span of queries (numba, threads
+sharing the tables): look-alike product shots put thousands of crop windows in one
+bucket, and a loop that reads a bucket's codes in order and keeps only the pairs
+passing every condition does in nanoseconds what chunked numpy temporaries did in
+tens (benchmarks/curate_scale.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
 
+import numba
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
 CODE_BITS = 64
 CHUNK_PAIRS = 1 << 22  # candidate pairs verified at once: ~100 MB of temporaries
@@ -84,18 +92,22 @@ def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
 
 def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, own_rows: int | None = None,
                        also_within: tuple[np.ndarray, np.ndarray, int] | None = None, tables: int | None = None,
-                       chunk_pairs: int = CHUNK_PAIRS, threads: int | None = None) -> np.ndarray:
+                       threads: int | None = None) -> np.ndarray:
     """Every pair (q, d) with popcount(queries[q] ^ database[d]) <= radius, as an
     int64 array of shape (k, 2) sorted by (q, d). With `own_rows`, database rows
     q * own_rows .. (q + 1) * own_rows - 1 belong to query q and are not paired with
     it (a picture's own crop windows). With `also_within` = (query codes, database
     codes, radius), a pair must be within that radius on those codes too (the dHash
-    of a pHash match), checked as pairs are found, so that the pairs one signal
-    alone finds (many, for look-alike shots) are never all held at once. The
-    queries are probed by `threads` threads
-    (default: one per CPU) sharing each table's index: numpy releases the GIL."""
+    of a pHash match).
+
+    The queries are probed by `threads` threads (default: one per CPU) sharing each
+    table's index, in a compiled loop that reads a bucket's codes in order and keeps
+    only the pairs that pass every condition: look-alike shots put thousands of
+    codes in one bucket, and only a few percent of them pass."""
     queries, database = as_codes(queries), as_codes(database)
     _check_radius(radius)
+    also_queries = also_database = np.zeros(0, dtype=np.uint64)
+    also_radius = -1
     if also_within is not None:
         also_queries, also_database, also_radius = as_codes(also_within[0]), as_codes(also_within[1]), also_within[2]
         _check_radius(also_radius)
@@ -104,28 +116,29 @@ def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *
     if not len(queries) or not len(database):
         return np.empty((0, 2), dtype=np.int64)
     plan = _feasible(_plan(tables or plan_tables(len(database), radius, queries=len(queries)), radius), radius)
-    threads = threads or _cpus()
-    spans = [slice(start, start + QUERY_SPAN) for start in range(0, len(queries), QUERY_SPAN)]
+    spans = [(start, min(start + QUERY_SPAN, len(queries))) for start in range(0, len(queries), QUERY_SPAN)]
     found = []
     for number, table in enumerate(plan):
         buckets = _Buckets.of(database, table)
-        find_bucket = _bucket_finder(buckets.keys, table.width)
+        lookup = _BucketLookup.of(buckets, table.width)
+        # Queries in key order: look-alikes share keys, so consecutive queries probe buckets just read.
+        query_order = np.argsort(table.key(queries), kind="stable")
+        sorted_also = also_database[buckets.order] if also_radius >= 0 else also_database
+        earlier_shifts = np.array([t.shift for t in plan[:number]], dtype=np.uint64)
+        earlier_masks = np.array([(1 << t.width) - 1 for t in plan[:number]], dtype=np.uint64)
+        earlier_thresholds = np.array([t.threshold for t in plan[:number]], dtype=np.int64)
+        masks = np.r_[np.zeros(1, dtype=np.uint64), _flip_masks(table.width, table.threshold)]
 
-        def probe(span: slice) -> list[tuple[np.ndarray, np.ndarray]]:
-            pairs = []
-            for chunk in _between_candidates(queries, span, buckets, find_bucket, table, chunk_pairs):
-                left, right = _verified(chunk, plan[:number], radius)
-                keep = np.ones(len(left), dtype=bool)
-                if own_rows is not None:
-                    keep &= right // own_rows != left
-                if also_within is not None:
-                    keep &= np.bitwise_count(also_queries[left] ^ also_database[right]) <= also_radius
-                pairs.append((left[keep], right[keep]))
-            return pairs
+        def probe(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            return _probe_between(queries, query_order, also_queries, span[0], span[1], np.uint64(table.shift),
+                                  np.uint64((1 << table.width) - 1), masks, lookup.first, lookup.present,
+                                  buckets.keys, buckets.starts, buckets.sizes, buckets.codes, sorted_also,
+                                  buckets.order, earlier_shifts, earlier_masks, earlier_thresholds, radius,
+                                  also_radius, own_rows or 0)
 
-        with ThreadPoolExecutor(threads) as pool:
-            for pairs in pool.map(probe, spans):
-                found.extend(pairs)
+        with ThreadPoolExecutor(threads or _cpus()) as pool:
+            found.extend(pool.map(probe, spans))
+        del buckets, lookup, sorted_also  # before the next table's are built
     return _sorted_pairs(found, symmetric=False)
 
 
@@ -267,16 +280,40 @@ class _Buckets:
     starts: np.ndarray  # bucket -> first sorted position
     sizes: np.ndarray
     keys: np.ndarray  # bucket -> its key, ascending
+    first: np.ndarray  # key -> its bucket's first sorted position (2**width + 1 of them); empty for wide keys
 
     @classmethod
     def of(cls, codes: np.ndarray, table: _Table) -> _Buckets:
-        # Keys of up to 32 bits sort as uint32: half the memory traffic of uint64.
+        # Keys of up to 32 bits as uint32, positions as int32 while they fit: half the
+        # memory (at 800k pictures, 65M crop windows) and half the memory traffic.
         keys = table.key(codes).astype(np.uint32 if table.width <= 32 else np.uint64)
-        order = np.argsort(keys, kind="stable")
+        position = np.int32 if len(codes) < 2**31 else np.int64
+        if table.width <= DENSE_KEY_BITS:
+            # A counting sort: linear, and several times faster than argsort at millions of codes.
+            first = np.zeros((1 << table.width) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(keys, minlength=1 << table.width), out=first[1:])
+            order = _counting_order(keys, first, np.zeros(len(keys), dtype=position))
+            del keys
+            first = first.astype(position)
+            present = np.flatnonzero(first[1:] != first[:-1])
+            return cls(order, codes[order], first[present].astype(np.int64),
+                       (first[present + 1] - first[present]).astype(np.int64), present.astype(np.uint64), first)
+        order = np.argsort(keys, kind="stable").astype(position)
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         return cls(order, codes[order], starts, np.diff(np.r_[starts, len(keys)]),
-                   sorted_keys[starts].astype(np.uint64))
+                   sorted_keys[starts].astype(np.uint64), np.zeros(0, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_order(keys, first, order):
+    """Code indices in (key, index) order into `order`, given each key's first position."""
+    filled = first[:-1].copy()
+    for index in range(len(keys)):
+        key = keys[index]
+        order[filled[key]] = index
+        filled[key] += 1
+    return order
 
 
 def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iterator[_Candidates]:
@@ -295,66 +332,133 @@ def _self_candidates(codes: np.ndarray, table: _Table, chunk_pairs: int) -> Iter
         yield chunk(left, right)
 
     # Neighbouring buckets: each member of bucket a pairs with every member of bucket b.
-    find_bucket = _bucket_finder(buckets.keys, table.width)
+    lookup = _BucketLookup.of(buckets, table.width)
     for masks in _mask_batches(_flip_masks(table.width, table.threshold), len(codes), chunk_pairs):
         targets = (buckets.keys[:, None] ^ masks[None, :]).ravel()
         sources = np.repeat(np.arange(len(buckets.keys)), len(masks))
         upward = targets > buckets.keys[sources]
         targets, sources = targets[upward], sources[upward]
-        hit = find_bucket(targets)
-        found = hit >= 0
-        a, b = sources[found], hit[found]
+        hit_starts, hit_sizes = lookup.ranges(targets)
+        found = hit_sizes > 0
+        a, hit_starts, hit_sizes = sources[found], hit_starts[found], hit_sizes[found]
         rows = _members(buckets.starts[a], buckets.sizes[a])
         member_of = np.repeat(np.arange(len(a)), buckets.sizes[a])
-        for left, right in _expand(rows, buckets.starts[b][member_of], buckets.sizes[b][member_of], chunk_pairs):
+        for left, right in _expand(rows, hit_starts[member_of], hit_sizes[member_of], chunk_pairs):
             yield chunk(left, right)
 
 
-def _between_candidates(queries: np.ndarray, span: slice, buckets: _Buckets,
-                        find_bucket: Callable[[np.ndarray], np.ndarray], table: _Table,
-                        chunk_pairs: int) -> Iterator[_Candidates]:
-    """Candidate (query, database) pairs of one table for the queries in `span`, in
-    bounded chunks: each query against every database bucket within `threshold`
-    bits of its key."""
-    first = span.start
-    query_keys = table.key(queries[span])
-    masks = np.r_[np.zeros(1, dtype=np.uint64), _flip_masks(table.width, table.threshold)]
-    for batch in _mask_batches(masks, len(query_keys), chunk_pairs):
-        hit = find_bucket((query_keys[:, None] ^ batch[None, :]).ravel())
-        found = np.flatnonzero(hit >= 0)
-        source, bucket = found // len(batch) + first, hit[found]
-        for left, right in _expand(source, buckets.starts[bucket], buckets.sizes[bucket], chunk_pairs):
-            yield _Candidates(queries[left], buckets.codes[right], left, right, None, buckets.order)
+@dataclass
+class _BucketLookup:
+    """From keys to their buckets' runs of sorted positions (empty: no such bucket).
+    Short keys index the table of each key's first position (_Buckets.first: its
+    bucket ends where the next key's begins): one memory read per probe, and on a
+    large database the reads, not the comparisons, are what probing costs. Longer
+    keys (they pay off once the database is large: fewer random codes per bucket)
+    are first tested against a bit per possible key, so that the binary search over
+    the buckets' keys only runs for keys that are there, a few percent of the
+    probes. Unused arrays are empty (the compiled probe loop takes them all)."""
+
+    keys: np.ndarray  # bucket -> its key, ascending (uint64)
+    starts: np.ndarray  # bucket -> its first sorted position
+    sizes: np.ndarray
+    first: np.ndarray  # _Buckets.first
+    present: np.ndarray  # a bit per possible key (uint8), for keys up to BITMAP_KEY_BITS wide
+
+    @classmethod
+    def of(cls, buckets: _Buckets, width: int) -> _BucketLookup:
+        present = np.zeros(0, dtype=np.uint8)
+        if not len(buckets.first) and width <= BITMAP_KEY_BITS:
+            keys = buckets.keys
+            present = np.zeros(1 << (width - 3), dtype=np.uint8)
+            byte, first_of_byte = np.unique(keys >> np.uint64(3), return_index=True)  # sorted keys: bytes in runs
+            present[byte] = np.bitwise_or.reduceat(np.left_shift(1, keys & np.uint64(7)).astype(np.uint8),
+                                                   first_of_byte)
+        return cls(buckets.keys, buckets.starts, buckets.sizes, buckets.first, present)
+
+    def ranges(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First sorted position and size of each key's bucket (size 0: none)."""
+        if len(self.first):
+            starts = self.first[keys].astype(np.int64)
+            return starts, self.first[keys + np.uint64(1)] - starts
+        starts, sizes = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
+        maybe = np.arange(len(keys))
+        if len(self.present):
+            maybe = np.flatnonzero((self.present[keys >> np.uint64(3)] >> (keys & np.uint64(7)).astype(np.uint8)) & 1)
+        hit = np.minimum(np.searchsorted(self.keys, keys[maybe]), len(self.keys) - 1)
+        there = self.keys[hit] == keys[maybe]
+        starts[maybe[there]], sizes[maybe[there]] = self.starts[hit[there]], self.sizes[hit[there]]
+        return starts, sizes
 
 
-def _bucket_finder(bucket_keys: np.ndarray, width: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A lookup from keys to bucket numbers (-1: no such bucket). Short keys index
-    a dense table directly, several times faster than a binary search. Longer keys
-    (long ones pay off once the database is large: fewer random codes per bucket)
-    are first tested against a bit per possible key, so that the binary search
-    only runs for keys that are there, a few percent of the probes."""
-    if width <= DENSE_KEY_BITS:
-        table = np.full(1 << width, -1, dtype=np.int32)
-        table[bucket_keys] = np.arange(len(bucket_keys), dtype=np.int32)
-        return lambda keys: table[keys]
+@intrinsic
+def _popcount(typingctx, value):
+    """Set bits of a 64-bit integer, as one CPU instruction (numba has no np.bitwise_count)."""
+    if not isinstance(value, types.Integer) or value.bitwidth != 64:
+        return None
 
-    def search(keys: np.ndarray) -> np.ndarray:
-        hit = np.minimum(np.searchsorted(bucket_keys, keys), len(bucket_keys) - 1)
-        return np.where(bucket_keys[hit] == keys, hit, -1)
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
 
-    if width > BITMAP_KEY_BITS:
-        return search
-    present = np.zeros(1 << (width - 3), dtype=np.uint8)
-    byte, first = np.unique(bucket_keys >> np.uint64(3), return_index=True)  # keys are sorted: bytes in runs
-    present[byte] = np.bitwise_or.reduceat(np.left_shift(1, bucket_keys & np.uint64(7)).astype(np.uint8), first)
+    return types.int64(value), codegen
 
-    def filtered(keys: np.ndarray) -> np.ndarray:
-        found = np.full(len(keys), -1, dtype=np.int64)
-        maybe = np.flatnonzero((present[keys >> np.uint64(3)] >> (keys & np.uint64(7)).astype(np.uint8)) & 1)
-        found[maybe] = search(keys[maybe])
-        return found
 
-    return filtered
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bucket_run(key, first, present, keys, starts, sizes):
+    """_BucketLookup.ranges for one key, as (start, end)."""
+    if len(first):
+        return np.int64(first[key]), np.int64(first[key + np.uint64(1)])
+    if len(present) and not (present[key >> np.uint64(3)] >> (key & np.uint64(7))) & 1:
+        return np.int64(0), np.int64(0)
+    hit = np.searchsorted(keys, key)
+    if hit < len(keys) and keys[hit] == key:
+        return np.int64(starts[hit]), np.int64(starts[hit] + sizes[hit])
+    return np.int64(0), np.int64(0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _probe_between(queries, query_order, also_queries, first, stop, shift, key_mask, masks, first_positions, present,
+                   bucket_keys, starts, sizes, codes, also_codes, order, earlier_shifts, earlier_masks,
+                   earlier_thresholds, radius, also_radius, own_rows):
+    """The pairs (q, database row) for queries query_order[first..stop-1] against
+    one table's buckets (codes, also_codes and order in bucket order) that are
+    within `radius`, are not an earlier table's candidates, are within `also_radius`
+    on the second codes (unless it is negative) and are not the query's own rows
+    (unless own_rows is 0). One loop body, no calls inside: at a few codes per
+    bucket, a call per probe would cost more than its scan."""
+    left, right = np.empty(1 << 12, dtype=np.int64), np.empty(1 << 12, dtype=np.int64)
+    count = 0
+    for i in range(first, stop):
+        q = query_order[i]
+        code = queries[q]
+        key = (code >> shift) & key_mask
+        for mask in masks:
+            start, end = _bucket_run(key ^ mask, first_positions, present, bucket_keys, starts, sizes)
+            for position in range(start, end):
+                apart = code ^ codes[position]
+                if _popcount(apart) > radius:
+                    continue
+                earlier = False
+                for e in range(len(earlier_shifts)):
+                    if _popcount((apart >> earlier_shifts[e]) & earlier_masks[e]) <= earlier_thresholds[e]:
+                        earlier = True
+                        break
+                if earlier or (also_radius >= 0 and _popcount(also_queries[q] ^ also_codes[position]) > also_radius):
+                    continue
+                row = order[position]
+                if own_rows and row // own_rows == q:
+                    continue
+                if count == len(left):
+                    left, right = _grown(left, 2 * count), _grown(right, 2 * count)
+                left[count], right[count] = q, row
+                count += 1
+    return left[:count].copy(), right[:count].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _grown(values, capacity):
+    out = np.empty(capacity, dtype=values.dtype)
+    out[:len(values)] = values
+    return out
 
 
 def _mask_batches(masks: np.ndarray, n: int, chunk_pairs: int) -> Iterator[np.ndarray]:
