@@ -142,32 +142,26 @@ def _verified_pairs(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, b
         todo = np.flatnonzero((rank == step) & ~verified[pair])
         if not len(todo):
             break
-        distances = aligned_distances(thumbnails, full[todo], cut[todo], boxes[todo], enough=verify_distance)
-        close = distances <= verify_distance
+        close = aligned_distances(thumbnails, full[todo], cut[todo], boxes[todo]) <= verify_distance
         verified[pair[todo[close]]] = True
     return left[first_of_pair][verified], right[first_of_pair][verified]
 
 
-def aligned_distances(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, boxes: np.ndarray, *,
-                      enough: float = -1.0) -> np.ndarray:
+def aligned_distances(thumbnails: np.ndarray, full: np.ndarray, cut: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """For each candidate, the mean absolute grey difference between picture full[k]'s
     thumbnail and the box boxes[k] (x0, y0, x1, y1, fractions) cut from picture
-    cut[k]'s, after moving the box's edges to where the difference is least. With
-    `enough`, a candidate's refinement stops once its distance is at most that (the
-    verification only asks whether it gets there)."""
+    cut[k]'s, after moving the box's edges to where the difference is least."""
     distances = np.empty(len(full), dtype=np.float32)
     _aligned_distances(np.ascontiguousarray(thumbnails, dtype=np.uint8), np.asarray(full, dtype=np.int64),
-                       np.asarray(cut, dtype=np.int64), np.ascontiguousarray(boxes, dtype=np.float32),
-                       np.float32(enough), distances)
+                       np.asarray(cut, dtype=np.int64), np.ascontiguousarray(boxes, dtype=np.float32), distances)
     return distances
 
 
 # Compiled: each candidate is 17 box comparisons of 16x16 bilinear samples, and in
 # numpy the temporaries of a batch cost 20x the arithmetic (440 us against 20 us a
-# candidate). One candidate per iteration, spread over the CPUs. A trial box stops
-# being summed once it is worse than the best so far (most are): the same boxes win.
+# candidate). One candidate per iteration, spread over the CPUs.
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _aligned_distances(thumbnails, full, cut, boxes, enough, out):
+def _aligned_distances(thumbnails, full, cut, boxes, out):
     factor = THUMB_SIDE // COMPARE_SIDE
     for k in numba.prange(len(full)):
         reference = np.empty((COMPARE_SIDE, COMPARE_SIDE), dtype=np.float32)
@@ -180,15 +174,13 @@ def _aligned_distances(thumbnails, full, cut, boxes, enough, out):
                 reference[y, x] = total / np.float32(factor * factor)
         source = thumbnails[cut[k]]
         box = boxes[k].copy()
-        best = _box_distance(reference, source, box, np.float32(np.inf))
+        best = _box_distance(reference, source, box)
         for _ in range(REFINE_ROUNDS):
             for edge in range(4):
                 for step in (-REFINE_STEP, REFINE_STEP):
-                    if best <= enough:
-                        break
                     trial = box.copy()
                     trial[edge] = min(max(trial[edge] + np.float32(step), np.float32(0.0)), np.float32(1.0))
-                    distance = _box_distance(reference, source, trial, best)
+                    distance = _box_distance(reference, source, trial)
                     if distance < best:
                         best = distance
                         box = trial
@@ -196,10 +188,9 @@ def _aligned_distances(thumbnails, full, cut, boxes, enough, out):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _box_distance(reference, source, box, limit):
+def _box_distance(reference, source, box):
     """Mean absolute difference of `reference` and the box of `source` resampled
-    (bilinear) to COMPARE_SIDE x COMPARE_SIDE; once the rows summed so far exceed
-    `limit`, that partial mean (more than limit) is returned."""
+    (bilinear) to COMPARE_SIDE x COMPARE_SIDE."""
     xs = np.empty(COMPARE_SIDE, dtype=np.float32)
     ys = np.empty(COMPARE_SIDE, dtype=np.float32)
     for t in range(COMPARE_SIDE):
@@ -207,10 +198,7 @@ def _box_distance(reference, source, box, limit):
         xs[t] = _pixel_coordinate(box[0] + centre * (box[2] - box[0]))
         ys[t] = _pixel_coordinate(box[1] + centre * (box[3] - box[1]))
     total = np.float32(0.0)
-    bound = limit * np.float32(COMPARE_SIDE * COMPARE_SIDE)
     for a in range(COMPARE_SIDE):
-        if total > bound:
-            break
         y0 = int(ys[a])
         fy = ys[a] - np.float32(y0)
         for b in range(COMPARE_SIDE):
