@@ -172,7 +172,7 @@ def _aligned_distances(thumbnails, full, cut, boxes, out):
                     for dx in range(factor):
                         total += np.float32(thumbnails[full[k], y * factor + dy, x * factor + dx])
                 reference[y, x] = total / np.float32(factor * factor)
-        source = thumbnails[cut[k]]
+        source = thumbnails[cut[k]].astype(np.float32)  # once, not four times a sample
         box = boxes[k].copy()
         best = _box_distance(reference, source, box)
         for _ in range(REFINE_ROUNDS):
@@ -191,21 +191,22 @@ def _aligned_distances(thumbnails, full, cut, boxes, out):
 def _box_distance(reference, source, box):
     """Mean absolute difference of `reference` and the box of `source` resampled
     (bilinear) to COMPARE_SIDE x COMPARE_SIDE."""
-    xs = np.empty(COMPARE_SIDE, dtype=np.float32)
-    ys = np.empty(COMPARE_SIDE, dtype=np.float32)
+    # Sample columns and rows: integer part and fraction, per box rather than per sample.
+    x0s, fxs = np.empty(COMPARE_SIDE, dtype=np.int64), np.empty(COMPARE_SIDE, dtype=np.float32)
+    y0s, fys = np.empty(COMPARE_SIDE, dtype=np.int64), np.empty(COMPARE_SIDE, dtype=np.float32)
     for t in range(COMPARE_SIDE):
         centre = (np.float32(t) + np.float32(0.5)) / np.float32(COMPARE_SIDE)
-        xs[t] = _pixel_coordinate(box[0] + centre * (box[2] - box[0]))
-        ys[t] = _pixel_coordinate(box[1] + centre * (box[3] - box[1]))
+        x = _pixel_coordinate(box[0] + centre * (box[2] - box[0]))
+        y = _pixel_coordinate(box[1] + centre * (box[3] - box[1]))
+        x0s[t], y0s[t] = int(x), int(y)
+        fxs[t], fys[t] = x - np.float32(x0s[t]), y - np.float32(y0s[t])
     total = np.float32(0.0)
     for a in range(COMPARE_SIDE):
-        y0 = int(ys[a])
-        fy = ys[a] - np.float32(y0)
+        y0, fy = y0s[a], fys[a]
         for b in range(COMPARE_SIDE):
-            x0 = int(xs[b])
-            fx = xs[b] - np.float32(x0)
-            top = np.float32(source[y0, x0]) * (np.float32(1.0) - fx) + np.float32(source[y0, x0 + 1]) * fx
-            bottom = np.float32(source[y0 + 1, x0]) * (np.float32(1.0) - fx) + np.float32(source[y0 + 1, x0 + 1]) * fx
+            x0, fx = x0s[b], fxs[b]
+            top = source[y0, x0] * (np.float32(1.0) - fx) + source[y0, x0 + 1] * fx
+            bottom = source[y0 + 1, x0] * (np.float32(1.0) - fx) + source[y0 + 1, x0 + 1] * fx
             total += abs(reference[a, b] - (top * (np.float32(1.0) - fy) + bottom * fy))
     return total / np.float32(COMPARE_SIDE * COMPARE_SIDE)
 
