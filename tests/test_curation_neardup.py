@@ -56,6 +56,16 @@ def test_near_pairs_between_equal_exhaustive(n, radius):
     second_q, second_d = queries[::-1].copy(), database[::-1].copy()
     both = expected[np.bitwise_count(second_q[expected[:, 0]] ^ second_d[expected[:, 1]]) <= 20]
     assert np.array_equal(near_pairs_between(queries, database, radius, also_within=(second_q, second_d, 20)), both)
+    # Close values (the mean colours) of the query and of the query owning the database row.
+    if n:
+        owned = database[: 2 * n]  # two rows per query
+        values = np.random.default_rng(n + radius).integers(90, 150, (n, 3))
+        mine = exhaustive_pairs_between(queries, owned, radius)
+        mine = mine[mine[:, 1] // 2 != mine[:, 0]]
+        for distance in (0, 8, 30):
+            close = mine[np.abs(values[mine[:, 0]] - values[mine[:, 1] // 2]).max(axis=1) <= distance]
+            assert np.array_equal(near_pairs_between(queries, owned, radius, own_rows=2, also_close=(values, distance)),
+                                  close)
 
 
 def test_near_pairs_between_one_crowded_bucket():
@@ -83,6 +93,9 @@ def test_signed_codes_are_read_bit_for_bit():
 
 
 def test_bad_input_is_refused():
+    codes = np.zeros(3, dtype=np.uint64)
+    with pytest.raises(ValueError, match="own_rows"):
+        near_pairs_between(codes, codes, 2, also_close=(np.zeros((3, 3)), 8))
     with pytest.raises(ValueError):
         near_pairs(np.zeros(3, dtype=np.uint64), 64)
     with pytest.raises(ValueError):

@@ -93,7 +93,8 @@ def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | N
     full, cut = pairs[:, 0], pairs[:, 1]
     window = np.full(len(pairs), -1)
     if window_phash is not None and window_dhash is not None and config.crop_phash_radius is not None:
-        crop_full, crop_cut, crop_window = _crop_candidates(phash, dhash, window_phash, window_dhash, config)
+        crop_full, crop_cut, crop_window = _crop_candidates(phash, dhash, colour, window_phash, window_dhash,
+                                                            config)
         full, cut = np.concatenate([full, crop_full]), np.concatenate([cut, crop_cut])
         window = np.concatenate([window, crop_window])
     if colour is not None:
@@ -107,9 +108,11 @@ def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | N
     return np.unique(np.stack([left, right], axis=1).astype(np.int64), axis=0).reshape(-1, 2)
 
 
-def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndarray, window_dhash: np.ndarray,
-                     config: DedupConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, k): picture i's full hashes are near those of picture j's crop window k.
+def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None, window_phash: np.ndarray,
+                     window_dhash: np.ndarray, config: DedupConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, k): picture i's full hashes are near those of picture j's crop window k
+    and, with `colour`, the two pictures' mean colours within config.colour_distance
+    (checked in the search: most hash matches are look-alikes in another colour).
     Full hashes query an index of the window hashes: windows are never compared with
     each other (look-alike shots would make that grow with the square of the catalog)."""
     n = len(phash)
@@ -119,7 +122,8 @@ def _crop_candidates(phash: np.ndarray, dhash: np.ndarray, window_phash: np.ndar
                          f"and {window_dhash.shape}")
     windows = window_phash.shape[1]
     found = near_pairs_between(phash, as_codes(window_phash.ravel()), config.crop_phash_radius, own_rows=windows,
-                               also_within=(dhash, as_codes(window_dhash.ravel()), config.crop_dhash_radius))
+                               also_within=(dhash, as_codes(window_dhash.ravel()), config.crop_dhash_radius),
+                               also_close=None if colour is None else (colour, config.colour_distance))
     picture, flat = found[:, 0], found[:, 1]
     return picture, flat // windows, flat % windows
 

@@ -91,14 +91,19 @@ def near_pairs(codes: np.ndarray, radius: int, *, tables: int | None = None,
 
 
 def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *, own_rows: int | None = None,
-                       also_within: tuple[np.ndarray, np.ndarray, int] | None = None, tables: int | None = None,
+                       also_within: tuple[np.ndarray, np.ndarray, int] | None = None,
+                       also_close: tuple[np.ndarray, int] | None = None, tables: int | None = None,
                        threads: int | None = None) -> np.ndarray:
     """Every pair (q, d) with popcount(queries[q] ^ database[d]) <= radius, as an
     int64 array of shape (k, 2) sorted by (q, d). With `own_rows`, database rows
     q * own_rows .. (q + 1) * own_rows - 1 belong to query q and are not paired with
     it (a picture's own crop windows). With `also_within` = (query codes, database
     codes, radius), a pair must be within that radius on those codes too (the dHash
-    of a pHash match).
+    of a pHash match). With `also_close` = (values, distance), values one row per
+    query (n, channels), and own_rows given, a pair's query and the query owning its
+    database row may differ by at most the distance in every channel (the mean
+    colours of the two pictures): checked as pairs are found, which keeps the pairs
+    held at 800k pictures to the few the caller would keep.
 
     The queries are probed by `threads` threads (default: one per CPU) sharing each
     table's index, in a compiled loop that reads a bucket's codes in order and keeps
@@ -113,6 +118,12 @@ def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *
         _check_radius(also_radius)
         if len(also_queries) != len(queries) or len(also_database) != len(database):
             raise ValueError("also_within's codes must match the queries and the database one for one")
+    close_values, close_distance = np.zeros((0, 1), dtype=np.int16), -1
+    if also_close is not None:
+        close_values, close_distance = np.asarray(also_close[0]), int(also_close[1])
+        if own_rows is None or close_values.ndim != 2 or len(close_values) != len(queries) or close_distance < 0:
+            raise ValueError("also_close needs own_rows, values of shape (queries, channels) and a distance >= 0")
+        close_values = close_values.astype(np.int64)
     if not len(queries) or not len(database):
         return np.empty((0, 2), dtype=np.int64)
     plan = _feasible(_plan(tables or plan_tables(len(database), radius, queries=len(queries)), radius), radius)
@@ -134,7 +145,7 @@ def near_pairs_between(queries: np.ndarray, database: np.ndarray, radius: int, *
                                   np.uint64((1 << table.width) - 1), masks, lookup.first, lookup.present,
                                   buckets.keys, buckets.starts, buckets.sizes, buckets.codes, sorted_also,
                                   buckets.order, earlier_shifts, earlier_masks, earlier_thresholds, radius,
-                                  also_radius, own_rows or 0)
+                                  also_radius, own_rows or 0, close_values, close_distance)
 
         with ThreadPoolExecutor(threads or _cpus()) as pool:
             found.extend(pool.map(probe, spans))
@@ -418,12 +429,13 @@ def _bucket_run(key, first, present, keys, starts, sizes):
 @numba.njit(cache=True, nogil=True)
 def _probe_between(queries, query_order, also_queries, first, stop, shift, key_mask, masks, first_positions, present,
                    bucket_keys, starts, sizes, codes, also_codes, order, earlier_shifts, earlier_masks,
-                   earlier_thresholds, radius, also_radius, own_rows):
+                   earlier_thresholds, radius, also_radius, own_rows, close_values, close_distance):
     """The pairs (q, database row) for queries query_order[first..stop-1] against
     one table's buckets (codes, also_codes and order in bucket order) that are
     within `radius`, are not an earlier table's candidates, are within `also_radius`
-    on the second codes (unless it is negative) and are not the query's own rows
-    (unless own_rows is 0). One loop body, no calls inside: at a few codes per
+    on the second codes (unless it is negative), are not the query's own rows
+    (unless own_rows is 0) and whose query and owning query have close_values within
+    close_distance (unless it is negative). One loop body, no calls inside: at a few codes per
     bucket, a call per probe would cost more than its scan."""
     left, right = np.empty(1 << 12, dtype=np.int64), np.empty(1 << 12, dtype=np.int64)
     count = 0
@@ -447,6 +459,12 @@ def _probe_between(queries, query_order, also_queries, first, stop, shift, key_m
                 row = order[position]
                 if own_rows and row // own_rows == q:
                     continue
+                if close_distance >= 0:
+                    owner, far = row // own_rows, False
+                    for channel in range(close_values.shape[1]):
+                        far |= abs(close_values[q, channel] - close_values[owner, channel]) > close_distance
+                    if far:
+                        continue
                 if count == len(left):
                     left, right = _grown(left, 2 * count), _grown(right, 2 * count)
                 left[count], right[count] = q, row
