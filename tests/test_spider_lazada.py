@@ -2,7 +2,7 @@
 through the replay renderer.
 
 No real Lazada body (ajax listing JSON or product-page HTML) was found anywhere
-(see ../shared/fixtures/real/lazada/SOURCES.txt and SITES.md §4), so the fixtures
+(see ../shared/fixtures/real/lazada/SOURCES.txt and docs/sites.md), so the fixtures
 under tests/fixtures/lazada/ are our own, built from the documented field names.
 """
 

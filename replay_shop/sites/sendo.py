@@ -1,5 +1,5 @@
 """Sendo as the replay shop serves it: the searchlist-api listing and the
-detail-api product JSON, in the shapes public Sendo scrapers read (SITES.md §3).
+detail-api product JSON, in the shapes public Sendo scrapers read (docs/sites.md).
 
 Known from real code: the listing envelope `data[]` paged by `page`/`size` until a
 page comes back empty (no total count is confirmed), listing entries with a 250x250
@@ -28,7 +28,7 @@ PAGE_SIZE_DEFAULT = 60
 PAGE_SIZE_MAX = 100  # the web client asks for 60; a larger size is clamped, not refused
 THUMBNAIL_MARKER = "_simg_de2fe0_250x250_maxb"
 
-# Category id -> breadcrumb of (category id, title); ids from the 2019 snapshot in SITES.md.
+# Category id -> breadcrumb of (category id, title); ids from the 2019 snapshot in docs/sites.md.
 _ROOT = ("1686", "Giày dép")
 _MEN = ("1689", "Giày nam")
 _WOMEN = ("1687", "Giày nữ")

@@ -1,5 +1,5 @@
 """Shopee as the replay shop serves it: the v4 `search/search_items` category
-listing and the `pdp/get_pc` product JSON, in the shapes of SITES.md §2.
+listing and the `pdp/get_pc` product JSON, in the shapes of docs/sites.md.
 
 Known from real bodies and code: the listing envelope `{error, total_count, nomore,
 items[{item_basic{…}, itemid, shopid, adsid, …}]}` paged by a `newest` offset in
@@ -8,7 +8,7 @@ steps of `limit`; `item_basic` with prices ×100000, an `image` hash plus the fu
 gave none, `tier_variations[{name, options}]`; the HTTP 200 anti-bot body
 `{"error": 90309999, "action_type": 2, "tracking_id": …}`.
 No real get_pc success body is known, so its layout follows the parser hits listed
-in SITES.md: `data.item{item_id, shop_id, title, brand, price…, fe_categories}`,
+in docs/sites.md: `data.item{item_id, shop_id, title, brand, price…, fe_categories}`,
 `data.product_images.images[]`, `data.product_attributes.attrs[{name, value}]`,
 `data.product_description.paragraph_list[{type, text}]`. Chosen here, not
 confirmed: `items: null` on a page past the end, `{"error": 4, "data": null}` for an
@@ -34,7 +34,7 @@ ITEM_NOT_FOUND = 4
 
 _MEN = (11035801, "Giày Dép Nam")
 _WOMEN = (11035825, "Giày Dép Nữ")
-# match_id (storefront category) -> breadcrumb of (catid, display_name); ids from SITES.md.
+# match_id (storefront category) -> breadcrumb of (catid, display_name); ids from docs/sites.md.
 CATEGORY_TREE: dict[str, tuple[tuple[int, str], ...]] = {
     "11035801": (_MEN,),
     "11035825": (_WOMEN,),

@@ -1,6 +1,6 @@
 """Tiki as the replay shop serves it: the public `tiki.vn/api/v2/products` listing
 and `tiki.vn/api/v2/products/<id>` detail JSON, in the shapes of the real bodies
-described in SITES.md §1.
+described in docs/sites.md.
 
 Known from real bodies: the listing envelope `data[]` + `paging{total, total_text,
 per_page, current_page, last_page, from, to}` (plus `widgets`, `sort_options`, ...),
@@ -38,7 +38,7 @@ RESULT_CAP = 2000
 NO_BRAND = {"id": 111461, "name": "OEM", "slug": "oem"}  # what Tiki shows for an unbranded product
 
 # Category id -> breadcrumb of (category id, url slug, name). The roots are the
-# shoe categories of SITES.md; the sub-categories come from an unverified list.
+# shoe categories of docs/sites.md; the sub-categories come from an unverified list.
 _MEN = ("1686", "giay-dep-nam", "Giày - Dép nam")
 _WOMEN = ("1703", "giay-dep-nu", "Giày - Dép nữ")
 CATEGORY_TREE: dict[str, tuple[tuple[str, str, str], ...]] = {

@@ -1,9 +1,9 @@
-"""Zalora (zalora.com.my) as the replay shop serves it, in the shapes of SITES.md §5.
+"""Zalora (zalora.com.my) as the replay shop serves it, in the shapes of docs/sites.md.
 
 There is no Vietnamese Zalora storefront, so the shop answers for the default
 country of the spider, Malaysia (prices in MYR, images on static-my.zacdn.com).
 
-Known from public code (SITES.md; the datajet facts are unattributed index hits
+Known from public code (docs/sites.md; the datajet facts are unattributed index hits
 plus GFG's record sample): the datajet list API
 `GET api.zalora.com.my/v1/dynproducts/datajet/list?categoryId=&segment=&limit=&offset=`
 answering `data{NumProductFound, Products[]}` with ConfigSku, Name, Brand,
@@ -20,7 +20,7 @@ carries a schema.org JSON-LD `Product` (name, sku, brand, description, color,
 material, image[], offers) and `BreadcrumbList`, plus a "Details" attribute table
 (public Zalora page parsers read these); a missing brand is an empty string; the
 limit cap; the block answer is the PerimeterX 403 page (PerimeterX cookies were
-seen on Zalora requests, SITES.md).
+seen on Zalora requests, docs/sites.md).
 """
 
 from __future__ import annotations

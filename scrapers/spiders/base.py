@@ -18,7 +18,7 @@ from scrapers.replay import REPLAY_PACE, replay_base
 
 
 class ShopSpider(scrapy.Spider):
-    #: category keys (ids or slugs) crawled when none are given; see SITES.md
+    #: category keys (ids or slugs) crawled when none are given; see docs/sites.md
     default_categories: tuple[str, ...] = ()
 
     def __init__(self, categories: str | None = None, max_pages: str | int | None = None,

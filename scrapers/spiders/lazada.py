@@ -1,7 +1,7 @@
 """Lazada (lazada.vn): category listings through the `?ajax=true` JSON
 (`mods.listItems`, `mainInfo`), product details from the product page's embedded
 `var __moduleData__ = {...}` and, where that is missing, `var pdpTrackingData = "..."`.
-See SITES.md §4; no real Lazada body was found, so this follows the documented
+See docs/sites.md; no real Lazada body was found, so this follows the documented
 field names and the replay shop (replay_shop/sites/lazada.py).
 
 Live crawling: plain HTTP works only briefly. Lazada answers bursts of listing XHRs

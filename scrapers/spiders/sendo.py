@@ -1,6 +1,6 @@
 """Sendo spider: category listings from searchlist-api.sendo.vn, one detail-api
 call per product (the listing lacks description, brand, attributes and full-size
-images). Endpoints and shapes: ../shared/docs/SITES.md §3.
+images). Endpoints and shapes: docs/sites.md.
 
 Live crawling needs no tokens or browser as far as public scripts show: plain
 HTTP with `Referer: https://www.sendo.vn/` (and `Origin`) on the API calls. The
@@ -89,7 +89,7 @@ class SendoSpider(ShopSpider):
     name = "sendo"
     # scdn.vn is the image CDN: the offsite filter also applies to the image pipeline's requests.
     allowed_domains = ["sendo.vn", "scdn.vn"]
-    # Men's, women's, men's/women's sneakers, men's dress shoes, women's sandals (SITES.md §3).
+    # Men's, women's, men's/women's sneakers, men's dress shoes, women's sandals (docs/sites.md).
     default_categories = ("1689", "1687", "4166", "4179", "4162", "4170")
 
     def listing_request(self, category: str, page: int) -> scrapy.Request:

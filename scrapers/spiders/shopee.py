@@ -1,6 +1,6 @@
 """Shopee spider: category listings from the v4 `search/search_items` API, one
 `pdp/get_pc` call per product (the listing lacks description and attributes).
-Endpoints and shapes: ../shared/docs/SITES.md §2.
+Endpoints and shapes: docs/sites.md.
 
 Live crawling of shopee.vn does NOT work with plain HTTP: since ~2022 the v4 API
 answers HTTP 200 `{"error": 90309999}` (or 403) unless each request carries the
@@ -39,7 +39,7 @@ PRODUCT_URL = "https://shopee.vn/product/{shop_id}/{item_id}"
 IMAGE_URL = "https://down-vn.img.susercontent.com/file/{hash}"
 PAGE_SIZE = 60
 PRICE_SCALE = 100_000  # Shopee prices are integers ×100000
-# The web client's headers; "without Referer it doesn't send price" (SITES.md §2).
+# The web client's headers; "without Referer it doesn't send price" (docs/sites.md).
 API_HEADERS = {"x-api-source": "pc", "x-requested-with": "XMLHttpRequest", "Referer": SITE_URL}
 # `<hash>_tn` / `<hash>_tn.webp` are thumbnails; the bare hash is the full-size file.
 THUMBNAIL_SUFFIX = re.compile(r"_tn(\.\w+)?$")
@@ -90,7 +90,7 @@ class ShopeeSpider(ShopSpider):
     name = "shopee"
     # Product images come from the CDN on susercontent.com; offsite filtering sees them too.
     allowed_domains = ["shopee.vn", "susercontent.com"]
-    # Men's and women's shoes and their sneaker sub-categories (SITES.md §2).
+    # Men's and women's shoes and their sneaker sub-categories (docs/sites.md).
     default_categories = ("11035801", "11035825", "11035807", "11035830")
     custom_settings = {
         # Shopee bans fast clients (90309999) quickly; public Scrapy spiders wait ~5 s.

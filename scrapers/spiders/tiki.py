@@ -1,7 +1,7 @@
 """Tiki spider: category listings from the public `tiki.vn/api/v2/products` JSON
 API, one `/api/v2/products/<id>` detail call per product (the listing lacks the
 description, specifications and full-size images). Endpoints and shapes:
-../shared/docs/SITES.md §1.
+docs/sites.md.
 
 Live crawling needs no tokens or browser as far as public scripts show: plain HTTP
 with a browser-like Accept and the category page as Referer. Some scripts also send

@@ -1,11 +1,11 @@
 """Zalora spider: category listings from the datajet list API, then one product
-page per product for the description and the attributes. See SITES.md §5.
+page per product for the description and the attributes. See docs/sites.md.
 
 Zalora has no Vietnamese storefront; the country is the setting
 `CLIPSHOE_ZALORA_DOMAIN` (default `zalora.com.my`): the API is `api.<domain>`,
 product pages are `www.<domain>/p/<slug>-<id>`, images live on `zacdn.com`.
 
-Known from public code (SITES.md): the listing
+Known from public code (docs/sites.md): the listing
 `api.<domain>/v1/dynproducts/datajet/list?categoryId=&segment=&limit=&offset=&shop=m`
 (with `Origin`/`Referer`) answering `data{NumProductFound, Products[]}` — ConfigSku
 (Zalora's product key, our product_id), Name, Brand, Price, SpecialPrice,
@@ -13,7 +13,7 @@ PriceInDecimal, SpecialPriceInDecimal, ImageList, Breadcrumbs, ProductUrl
 `p/<slug>-<id>` — paged by offset/limit; the dynamic.zacdn.com resizer wrapping the
 full-size `static-<cc>.zacdn.com` original. These datajet facts are unattributed
 index hits plus GFG's record sample. Category ids come from the older catalog API
-on .com.my (women's shoes category_id=4 per SITES.md; men's 27 from an unattributed
+on .com.my (women's shoes category_id=4 per docs/sites.md; men's 27 from an unattributed
 hit) and are assumed to hold for datajet; they may differ per country and over
 time, so they are a setting: `CLIPSHOE_ZALORA_CATEGORIES = {"men-shoes":
 {"segment": "men", "categoryId": "<id>"}}` (add keys the same way).
