@@ -9,8 +9,8 @@ kind on a light backdrop apart, and 81 windows per picture multiply such chance
 matches, so each candidate is verified: the window (the whole picture for full
 matches) is cut from one picture's grey thumbnail, its box nudged to undo the
 window grid's misalignment, and compared with the other's thumbnail; it is kept if
-their mean absolute difference is within `verify_distance`. Last, mean colours must
-be close, which keeps colour variants (the same shoe model in another colour, maybe
+their mean absolute difference is within `verify_distance`. The mean colours must
+also be close (checked first, and inside the window search: it is cheap), which keeps colour variants (the same shoe model in another colour, maybe
 in the same pose: alike in grey) apart.
 
 Clusters are the connected components of the kept pairs, labelled by their
@@ -88,19 +88,20 @@ def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | N
     colour = _colours(colour, len(phash)) if config.colour_distance is not None else None
     pairs = near_pairs(phash, config.phash_radius)
     i, j = pairs[:, 0], pairs[:, 1]
-    pairs = pairs[np.bitwise_count(dhash[i] ^ dhash[j]) <= config.dhash_radius]
+    close = np.bitwise_count(dhash[i] ^ dhash[j]) <= config.dhash_radius
+    if colour is not None:
+        # Checked before the (costly) verification: it is a condition on the pair, not on the box.
+        close &= np.abs(colour[i] - colour[j]).max(axis=1) <= config.colour_distance
+    pairs = pairs[close]
     # Candidates as (picture, picture whose box is cut, box) triples, the full box first.
     full, cut = pairs[:, 0], pairs[:, 1]
     window = np.full(len(pairs), -1)
     if window_phash is not None and window_dhash is not None and config.crop_phash_radius is not None:
+        # The window search applies the colour rule itself, as it finds the pairs.
         crop_full, crop_cut, crop_window = _crop_candidates(phash, dhash, colour, window_phash, window_dhash,
                                                             config)
         full, cut = np.concatenate([full, crop_full]), np.concatenate([cut, crop_cut])
         window = np.concatenate([window, crop_window])
-    if colour is not None:
-        # Checked before the (costly) verification: it is a condition on the pair, not on the box.
-        close = np.abs(colour[full] - colour[cut]).max(axis=1) <= config.colour_distance
-        full, cut, window = full[close], cut[close], window[close]
     left, right = np.minimum(full, cut), np.maximum(full, cut)
     if thumbnails is not None and config.verify_distance is not None:
         boxes = np.concatenate([[_FULL_BOX], np.asarray(CROP_WINDOWS)])[window + 1]
