@@ -10,8 +10,9 @@ matches, so each candidate is verified: the window (the whole picture for full
 matches) is cut from one picture's grey thumbnail, its box nudged to undo the
 window grid's misalignment, and compared with the other's thumbnail; it is kept if
 their mean absolute difference is within `verify_distance`. The mean colours must
-also be close (checked first, and inside the window search: it is cheap), which keeps colour variants (the same shoe model in another colour, maybe
-in the same pose: alike in grey) apart.
+also be close (checked first, and inside the window search: it is cheap), which
+keeps colour variants (the same shoe model in another colour, maybe in the same
+pose: alike in grey) apart.
 
 Clusters are the connected components of the kept pairs, labelled by their
 smallest member index. The union-find is vectorised (hook each root onto the
