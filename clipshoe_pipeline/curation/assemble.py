@@ -145,7 +145,7 @@ def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_pr
     with clock.stage("cap"):
         kept = _capped(kept, config, sellers, rejections)
     with clock.stage("split"):
-        splits = grouped_split(_product_key(kept).to_pylist(), kept.column("cluster_id").to_pylist(),
+        splits = grouped_split(_product_key(kept), kept.column("cluster_id").to_numpy(),
                                test_fraction=config.test_fraction, seed=config.split_seed)
         kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
     return Curated(pairs=kept.cast(CURATED_PAIRS_SCHEMA), rejections=pa.concat_tables(rejections) if rejections

@@ -19,6 +19,8 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipshoe_pipeline.curation.clusters import connected_components
 
@@ -27,20 +29,18 @@ TEST = "test"
 _HASH_SPAN = 2**64
 
 
-def group_of_rows(product_keys: Sequence[str], cluster_ids: Sequence[int]) -> list[int]:
-    """For each row, its group: products joined through shared clusters (the smallest node of the component)."""
-    if len(product_keys) != len(cluster_ids):
-        raise ValueError(f"{len(product_keys)} product keys but {len(cluster_ids)} cluster ids")
-    product_node: dict[str, int] = {}
-    cluster_node: dict[int, int] = {}
-    edges = []
-    for key, cluster in zip(product_keys, cluster_ids):
-        product = product_node.setdefault(key, len(product_node))
-        edges.append((product, cluster_node.setdefault(int(cluster), len(cluster_node))))
-    offset = len(product_node)  # cluster nodes follow the product nodes
-    pairs = np.array([(product, offset + cluster) for product, cluster in edges], dtype=np.int64).reshape(-1, 2)
-    roots = connected_components(pairs, offset + len(cluster_node))
-    return [int(roots[product]) for product, _ in edges]
+def group_of_rows(product_keys: Sequence[str] | pa.Array | pa.ChunkedArray,
+                  cluster_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """For each row, its group (int64): products joined through shared clusters
+    (the smallest node of the component; product nodes first, in order of appearance)."""
+    product, products = _codes(product_keys)
+    _, cluster = np.unique(np.asarray(cluster_ids, dtype=np.int64), return_inverse=True)
+    if len(product) != len(cluster):
+        raise ValueError(f"{len(product)} product keys but {len(cluster)} cluster ids")
+    clusters = int(cluster.max()) + 1 if len(cluster) else 0
+    # Cluster nodes follow the product nodes.
+    roots = connected_components(np.stack([product, len(products) + cluster], axis=1), len(products) + clusters)
+    return roots[product]
 
 
 def side_of(group_key: str, test_fraction: float, seed: int | str) -> str:
@@ -49,8 +49,8 @@ def side_of(group_key: str, test_fraction: float, seed: int | str) -> str:
     return TEST if int.from_bytes(digest, "big") < test_fraction * _HASH_SPAN else TRAIN
 
 
-def grouped_split(product_keys: Sequence[str], cluster_ids: Sequence[int], test_fraction: float = 0.1,
-                  seed: int | str = 0) -> list[str]:
+def grouped_split(product_keys: Sequence[str] | pa.Array | pa.ChunkedArray, cluster_ids: Sequence[int] | np.ndarray,
+                  test_fraction: float = 0.1, seed: int | str = 0) -> list[str]:
     """"train"/"test" for each pair, given its product key ("site:product_id") and
     near-duplicate cluster id (every image has one; singletons their own). `seed`
     salts the hash: a second split of one side needs a salt of its own, or its
@@ -58,12 +58,25 @@ def grouped_split(product_keys: Sequence[str], cluster_ids: Sequence[int], test_
     if not 0.0 <= test_fraction <= 1.0:
         raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
     groups = group_of_rows(product_keys, cluster_ids)
-    smallest_key: dict[int, str] = {}
-    for group, key in zip(groups, product_keys):
-        if group not in smallest_key or key < smallest_key[group]:
-            smallest_key[group] = key
-    sides = {group: side_of(key, test_fraction, seed) for group, key in smallest_key.items()}
-    return [sides[group] for group in groups]
+    if not len(groups):
+        return []
+    product, products = _codes(product_keys)
+    # Each group's smallest product key: rows ordered by (group, key rank), first of each group.
+    rank = np.empty(len(products), dtype=np.int64)
+    rank[np.asarray(pc.sort_indices(products))] = np.arange(len(products))
+    order = np.lexsort((rank[product], groups))
+    firsts = order[np.r_[True, groups[order][1:] != groups[order][:-1]]]
+    _, group_of_row = np.unique(groups, return_inverse=True)
+    keys = products.take(pa.array(product[firsts])).to_pylist()
+    sides = np.array([side_of(key, test_fraction, seed) for key in keys])  # firsts are in group order
+    return sides[group_of_row].tolist()
+
+
+def _codes(keys: Sequence[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Each key's index into the distinct keys (in order of appearance), and those keys."""
+    array = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else pa.array(keys, pa.string())
+    encoded = pc.dictionary_encode(array)
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
 def achieved_test_fraction(splits: Sequence[str]) -> float:
