@@ -60,6 +60,12 @@ NEAR_DUPLICATES_SCHEMA = pa.schema([
     pa.field("cluster_id", pa.int64(), nullable=False),
 ])
 
+# The stored images of shoe products as curation offers them, one row per (product, distinct picture).
+_OFFERED_IMAGES_SCHEMA = pa.schema([
+    ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("caption", pa.string()),
+    ("image_url", pa.string()), ("sha256", pa.string()), ("product", pa.int64()),  # product: its number in the input
+])
+
 CURATED_PAIRS_SCHEMA = pa.schema([
     pa.field("pair_id", pa.string(), nullable=False),  # stable: hash of site, product_id, image sha256
     pa.field("site", pa.string(), nullable=False),
@@ -127,19 +133,20 @@ def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_pr
     for `config.max_pairs_per_seller`."""
     clock = clock or StageClock()
     rejections: list[pa.Table] = []
-    offered: list[_Offered] = []
+    offered: list[pa.Table] = []
     products_in = images_in = 0
     with clock.stage("products"):
         for batch in products:
+            images, offered_here, batch_rejections = _offered_images(batch.select(PRODUCT_COLUMNS).to_pylist(),
+                                                                     config.caption, products_in)
             products_in += batch.num_rows
-            images, batch_rejections = _offered_images(batch.select(PRODUCT_COLUMNS).to_pylist(), config.caption)
-            images_in += images["offered"]
+            images_in += offered_here
             rejections.append(batch_rejections)
-            offered.append(_usable(images, features, rejections))
-        usable = _Offered(*(pa.concat_arrays([getattr(o, name) for o in offered]) if offered
-                            else pa.array([], pa.string()) for name in ("site", "product_id", "url", "caption",
-                                                                        "image_url")),
-                          feature=np.concatenate([o.feature for o in offered]) if offered else np.empty(0, np.int64))
+            offered.append(images)
+        # One lookup of the whole catalog's pictures in the features: a lookup builds a
+        # hash set of the value set, so one per batch would grow with the square of it.
+        usable = _usable(pa.concat_tables(offered) if offered else _OFFERED_IMAGES_SCHEMA.empty_table(), features,
+                         rejections)
     kept, near_duplicates, examples_of = _one_per_cluster(usable, features, config.dedup, normalised_prefix,
                                                           rejections, examples, clock)
     with clock.stage("cap"):
@@ -154,13 +161,16 @@ def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_pr
                    test_fraction=achieved_test_fraction(splits) if splits else 0.0)
 
 
-def _offered_images(rows: list[dict], caption_config: CaptionConfig) -> tuple[dict, pa.Table]:
-    """One batch of products: non-shoe rejections, and for every shoe its stored
-    images (one per distinct picture) with the product's caption."""
+def _offered_images(rows: list[dict], caption_config: CaptionConfig,
+                    first_product: int) -> tuple[pa.Table, int, pa.Table]:
+    """One batch of products (numbered from `first_product`): for every shoe its
+    stored images (one per distinct picture, _OFFERED_IMAGES_SCHEMA) with the
+    product's caption, how many stored images the shoes list, and the non-shoe
+    rejections."""
     rejected = _RejectionRows()
-    images = {key: [] for key in ("site", "product_id", "url", "caption", "image_url", "sha256", "product")}
+    images = {name: [] for name in _OFFERED_IMAGES_SCHEMA.names}
     offered = 0
-    for number, product in enumerate(rows):
+    for number, product in enumerate(rows, start=first_product):
         reason = non_shoe_reason(product)
         if reason:
             rejected.add(product, None, reason)
@@ -182,34 +192,36 @@ def _offered_images(rows: list[dict], caption_config: CaptionConfig) -> tuple[di
                 images[key].append(value)
         if not listed:
             rejected.add(product, None, NO_USABLE_IMAGE)
-    images["offered"] = offered
-    return images, rejected.table()
+    return pa.table(images, schema=_OFFERED_IMAGES_SCHEMA), offered, rejected.table()
 
 
-def _usable(images: dict, features: pa.Table, rejections: list[pa.Table]) -> _Offered:
+def _usable(images: pa.Table, features: pa.Table, rejections: list[pa.Table]) -> _Offered:
     """The offered images that have features with status ok; the others are
     rejected with the feature's reason, and products left without any image too."""
-    sha = pa.array(images["sha256"], pa.string())
-    row = pc.index_in(sha, value_set=features.column("sha256"))
-    ok = pc.fill_null(pc.equal(features.column("status").take(row), STATUS_OK), False).to_numpy(zero_copy_only=False)
+    row = pc.fill_null(pc.index_in(images.column("sha256"), value_set=features.column("sha256")), -1).to_numpy()
+    found = row >= 0
+    ok = np.zeros(len(row), dtype=bool)
+    status = features.column("status").take(pa.array(row[found]))
+    ok[found] = pc.fill_null(pc.equal(status, STATUS_OK), False).to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(~ok)
     if len(bad):
-        reasons = features.column("reason").take(row).to_pylist()
+        reasons = features.column("reason").take(pa.array(np.where(found, row, 0)[bad])).to_pylist()
+        site, product_id, url, image_url = (images.column(name).take(pa.array(bad)).to_pylist()
+                                            for name in ("site", "product_id", "url", "image_url"))
         rejected = _RejectionRows()
-        for i in bad:
-            rejected.add_row(images["site"][i], images["product_id"][i], images["url"][i], images["image_url"][i],
-                             reasons[i] if row[i].is_valid else MISSING_FEATURES)
-        product = np.asarray(images["product"], dtype=np.int64)
+        for k, i in enumerate(bad):
+            rejected.add_row(site[k], product_id[k], url[k], image_url[k], reasons[k] if found[i] else MISSING_FEATURES)
+        product = images.column("product").to_numpy()
         with_usable = set(product[ok].tolist())
-        for i in bad:
+        for k, i in enumerate(bad):
             if product[i] not in with_usable:
                 with_usable.add(product[i])  # one no_usable_image row per product
-                rejected.add_row(images["site"][i], images["product_id"][i], images["url"][i], None, NO_USABLE_IMAGE)
+                rejected.add_row(site[k], product_id[k], url[k], None, NO_USABLE_IMAGE)
         rejections.append(rejected.table())
-    keep = np.flatnonzero(ok)
-    return _Offered(*(pa.array(images[name], pa.string()).take(keep)
+    keep = pa.array(np.flatnonzero(ok))
+    return _Offered(*(images.column(name).take(keep).combine_chunks()
                       for name in ("site", "product_id", "url", "caption", "image_url")),
-                    feature=row.to_numpy(zero_copy_only=False)[keep].astype(np.int64))
+                    feature=row[ok].astype(np.int64))
 
 
 def _one_per_cluster(usable: _Offered, features: pa.Table, dedup: DedupConfig, normalised_prefix: str,

@@ -13,6 +13,7 @@ the spiders and curation must agree on what the plain text of a fragment is.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -113,8 +114,15 @@ def _clean_line(line: str) -> str:
     return _tidy(line)
 
 
-def clean_title(title: str | None) -> str:
+def clean_title(title: object) -> str:
     """A product title without HTML, promo boilerplate, emoji, phones or URLs, on one line."""
+    return _clean_title("" if title is None else str(title))
+
+
+# Brands, category names and attribute values repeat across the whole catalog, and a
+# title is read by the shoe filter and by the caption: each is cleaned once.
+@functools.lru_cache(maxsize=1 << 16)
+def _clean_title(title: str) -> str:
     return _clean_line(html_to_text(title).replace("\n", " "))
 
 
