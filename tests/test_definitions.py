@@ -4,6 +4,8 @@ Parquet + DuckDB + metadata (hand-written journals: no subprocess, no shop)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -69,6 +71,15 @@ def test_definitions_load_with_the_crawl_job_partitioned_by_site():
     assert sorted(key.asset_key.to_user_string() for key in checks).count("raw_products") == 3
     assert sorted(key.asset_key.to_user_string() for key in checks).count("curated_pairs") == 5
     assert defs.resolve_job_def("curate_job").partitions_def is None
+
+
+def test_the_code_location_loads_without_torch():
+    """Every run worker imports the code location, crawls included: torch (~1 s, and
+    half the import) is imported only where a model runs."""
+    script = "import sys, clipshoe_pipeline.definitions; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                            cwd=PROJECT_ROOT).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_the_default_dagster_home_keeps_history_and_limits_one_run_per_site(tmp_path, monkeypatch):

@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from clipshoe_pipeline.evaluation.retrieval import DirectionResult, RetrievalResult
-from clipshoe_pipeline.evaluation.zeroshot import ZeroShotResult
+if TYPE_CHECKING:  # the metric modules import torch; building rows from their results needs none
+    from clipshoe_pipeline.evaluation.retrieval import DirectionResult, RetrievalResult
+    from clipshoe_pipeline.evaluation.zeroshot import ZeroShotResult
 
 RETRIEVAL_TASK = "retrieval"
 METRICS_SCHEMA = pa.schema([

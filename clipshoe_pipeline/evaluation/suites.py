@@ -19,10 +19,8 @@ import pyarrow.compute as pc
 
 from clipshoe_pipeline.evaluation.embeddings import ClipEncoder, EmbeddingCache, checkpoint_id, file_sha256
 from clipshoe_pipeline.evaluation.metrics_table import MetricRow, RunLabel, retrieval_rows, zeroshot_rows
-from clipshoe_pipeline.evaluation.retrieval import DEFAULT_BLOCK_SIZE, retrieval_metrics
 from clipshoe_pipeline.evaluation.templates import LANGUAGES, class_text, templates_for
 from clipshoe_pipeline.evaluation.zappos import EVALUATED_ATTRIBUTES, ZapposDataset
-from clipshoe_pipeline.evaluation.zeroshot import build_classifier, zeroshot_classification
 from clipshoe_pipeline.training.weights import WeightsSource
 
 ZAPPOS_DATASET = "ut-zappos50k"
@@ -70,13 +68,16 @@ def zappos_metrics(dataset: ZapposDataset, model: EvaluatedModel, *, languages: 
 
 def held_out_metrics(pairs: pa.Table, data_root: Path, model: EvaluatedModel, *,
                      category_leaf_of: Mapping[tuple[str, str], str] | None = None,
-                     languages: Sequence[str] = LANGUAGES,
-                     block_size: int = DEFAULT_BLOCK_SIZE) -> list[MetricRow]:
+                     languages: Sequence[str] = LANGUAGES) -> list[MetricRow]:
     """Retrieval on the `split == "test"` rows of `pairs` (curated_pairs) and, given
     `category_leaf_of` ((site, product_id) -> the shop's category leaf), zero-shot
     classification with the leaves as classes. Queries of text->image are the
     distinct captions of each product; all images of a product are its positives.
     (Not named test_*: pytest would collect it where a test imports it.)"""
+    # Here and in _zeroshot_rows, not at the top: the metrics import torch, and the
+    # code location (which imports this module) loads without it.
+    from clipshoe_pipeline.evaluation.retrieval import retrieval_metrics
+
     test = pairs.filter(pc.equal(pairs.column("split"), "test")).to_pylist()
     if not test:
         raise ValueError("curated_pairs has no test rows")
@@ -87,7 +88,7 @@ def held_out_metrics(pairs: pa.Table, data_root: Path, model: EvaluatedModel, *,
     queries = list(dict.fromkeys(zip(product_keys, (row["caption"] for row in test))))
     caption_embeddings = model.encoder.encode_texts([caption for _, caption in queries])
     result = retrieval_metrics(caption_embeddings, embeddings, [key for key, _ in queries], product_keys,
-                               block_size=block_size, device=model.encoder.device)
+                               device=model.encoder.device)
     rows = retrieval_rows(result, model.run, TEST_SPLIT_DATASET)
     if category_leaf_of is not None:
         truths = [(leaf,) if (leaf := category_leaf_of.get(product)) else () for product in products]
@@ -97,6 +98,8 @@ def held_out_metrics(pairs: pa.Table, data_root: Path, model: EvaluatedModel, *,
 
 def _zeroshot_rows(embeddings: np.ndarray, truths: Sequence[Collection[str]], attribute: str,
                    model: EvaluatedModel, dataset: str, languages: Sequence[str]) -> list[MetricRow]:
+    from clipshoe_pipeline.evaluation.zeroshot import build_classifier, zeroshot_classification
+
     classes = sorted({value for truth in truths for value in truth})
     if len(classes) < 2:  # nothing to choose between
         return []

@@ -3,7 +3,6 @@ a broken file would fail every downstream asset), and its held-out recall should
 chance (a warning: a tiny demo run may not, a real run that doesn't has diverged)."""
 
 import dagster as dg
-import torch
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
@@ -17,6 +16,12 @@ def _latest(catalog: CatalogDB) -> dict | None:
     return rows[0] if rows else None
 
 
+def _saved(checkpoint: str) -> dict:
+    import torch  # here, not at the top: the code location loads without torch
+
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+
 @dg.asset_check(asset=finetuned_clip, blocking=True)
 def finetuned_clip_checkpoint_loads(catalog: CatalogDB) -> dg.AssetCheckResult:
     """The newest registered checkpoint opens with torch's safe loader (weights only,
@@ -24,7 +29,7 @@ def finetuned_clip_checkpoint_loads(catalog: CatalogDB) -> dg.AssetCheckResult:
     latest = _latest(catalog)
     if latest is None:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no checkpoint registered"})
-    saved = torch.load(latest["checkpoint"], map_location="cpu", weights_only=True)
+    saved = _saved(latest["checkpoint"])
     missing = [key for key in LINEAGE_KEYS if key not in saved.get("clipshoe_lineage", {})]
     return dg.AssetCheckResult(passed="state_dict" in saved and not missing, metadata={
         "checkpoint": dg.MetadataValue.path(latest["checkpoint"]), "tensors": len(saved.get("state_dict", {})),
@@ -37,7 +42,7 @@ def finetuned_clip_recall_above_chance(catalog: CatalogDB) -> dg.AssetCheckResul
     latest = _latest(catalog)
     if latest is None:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "no checkpoint registered"})
-    saved = torch.load(latest["checkpoint"], map_location="cpu", weights_only=True)
+    saved = _saved(latest["checkpoint"])
     val_pairs = saved["clipshoe_lineage"]["data"]["val_pairs"]
     chance = sum(min(k / val_pairs, 1.0) for k in (1, 5, 10)) / 3
     return dg.AssetCheckResult(
