@@ -48,6 +48,8 @@ PRODUCT_COLUMNS = ("site", "product_id", "url", "title", "description", "brand",
 FEATURE_COLUMNS = ("sha256", "status", "reason", "norm_path", "norm_width", "norm_height", "phash", "dhash",
                    "window_phash", "window_dhash", "thumbnail", "mean_r", "mean_g", "mean_b")
 
+_CHOSEN_COLUMNS = ("sha256", "norm_path", "norm_width", "norm_height", "phash", "dhash", "mean_r", "mean_g", "mean_b")
+
 REJECTIONS_SCHEMA = pa.schema([
     ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("image_url", pa.string()),
     ("stage", pa.string()), ("reason", pa.string()),
@@ -253,15 +255,17 @@ def _canonical(usable: _Offered, features: pa.Table, normalised_prefix: str, rej
                examples: int, pictures: np.ndarray, signals: pa.Table, pairs: np.ndarray,
                roots: np.ndarray) -> tuple[pa.Table, pa.Table, dict[int, list[str]]]:
     sha = signals.column("sha256")
-    cluster_id = np.array([_stable_id(value) for value in sha.take(pa.array(np.unique(roots))).to_pylist()],
-                          dtype=np.int64)[np.searchsorted(np.unique(roots), roots)]
+    cluster_roots = np.unique(roots)
+    cluster_id = np.array([_stable_id(value) for value in sha.take(pa.array(cluster_roots)).to_pylist()],
+                          dtype=np.int64)[np.searchsorted(cluster_roots, roots)]
     near_duplicates = pa.table({"sha256_a": sha.take(pa.array(pairs[:, 0])), "sha256_b": sha.take(pa.array(pairs[:, 1])),
                                 "cluster_id": pa.array(cluster_id[pairs[:, 0]], pa.int64())},
                                schema=NEAR_DUPLICATES_SCHEMA)
 
     picture = np.searchsorted(pictures, usable.feature)  # each pair's picture
     cluster_size = np.bincount(roots, minlength=len(pictures))[roots]
-    chosen = features.take(pa.array(usable.feature))
+    # Only the columns the pairs carry: the hashes of windows and the thumbnails are most of a feature row.
+    chosen = features.select(_CHOSEN_COLUMNS).take(pa.array(usable.feature))
     sha256 = chosen.column("sha256")
     pair_id = pa.array([hashlib.blake2b(f"{site}|{product}|{digest}".encode(), digest_size=8).hexdigest()
                         for site, product, digest in zip(usable.site.to_pylist(), usable.product_id.to_pylist(),
