@@ -34,12 +34,17 @@ def group_of_rows(product_keys: Sequence[str] | pa.Array | pa.ChunkedArray,
     """For each row, its group (int64): products joined through shared clusters
     (the smallest node of the component; product nodes first, in order of appearance)."""
     product, products = _codes(product_keys)
+    return _groups(product, len(products), cluster_ids)
+
+
+def _groups(product: np.ndarray, products: int, cluster_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """group_of_rows, given each row's product index (of `products`)."""
     _, cluster = np.unique(np.asarray(cluster_ids, dtype=np.int64), return_inverse=True)
     if len(product) != len(cluster):
         raise ValueError(f"{len(product)} product keys but {len(cluster)} cluster ids")
     clusters = int(cluster.max()) + 1 if len(cluster) else 0
     # Cluster nodes follow the product nodes.
-    roots = connected_components(np.stack([product, len(products) + cluster], axis=1), len(products) + clusters)
+    roots = connected_components(np.stack([product, products + cluster], axis=1), products + clusters)
     return roots[product]
 
 
@@ -57,10 +62,10 @@ def grouped_split(product_keys: Sequence[str] | pa.Array | pa.ChunkedArray, clus
     "test" share would be exactly the rows the first split already sent to test."""
     if not 0.0 <= test_fraction <= 1.0:
         raise ValueError(f"test_fraction must be within [0, 1], got {test_fraction}")
-    groups = group_of_rows(product_keys, cluster_ids)
+    product, products = _codes(product_keys)
+    groups = _groups(product, len(products), cluster_ids)
     if not len(groups):
         return []
-    product, products = _codes(product_keys)
     # Each group's smallest product key: rows ordered by (group, key rank), first of each group.
     rank = np.empty(len(products), dtype=np.int64)
     rank[np.asarray(pc.sort_indices(products))] = np.arange(len(products))
