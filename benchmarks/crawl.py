@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scrapers.runner import PROJECT_ROOT, crawl_command  # noqa: E402
+from clipshoe_common import PROJECT_ROOT
+from scrapers.runner import crawl_command  # noqa: E402
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from replay_shop.catalog import Catalog
 from replay_shop.model import Faults
 from replay_shop.server import running_shop
 from scrapers.replay import SETTING as REPLAY_ENV
-from scrapers.runner import PROJECT_ROOT
+from clipshoe_common import PROJECT_ROOT
 
 SUMMARY_SQL = """
 SELECT p.site,

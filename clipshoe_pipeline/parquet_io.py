@@ -1,17 +1,13 @@
-"""Parquet files that are either the old version or the new one, never half of either;
-and the Arrow schema of `raw_products`, derived from scrapers.items.ProductItem.
+"""Parquet as the pipeline writes it, and the Arrow schema of `raw_products`, derived
+from scrapers.items.ProductItem.
 
 Parquet is the source of truth that DuckDB and curation read, possibly while a new
-crawl is being written: a file is written next to its final name and renamed into
-place (`os.replace` is atomic on one filesystem), so a crash or an error leaves the
-previous file untouched. The schema is computed from the item dataclass, so adding a
+crawl is being written, so every file is written atomically. The schema is computed from the item dataclass, so adding a
 field to ProductItem adds a column (or fails loudly here if its type has no mapping).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -21,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipshoe_common.files import atomic_file
 from scrapers.items import FIELD_NAMES, ProductItem
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's own row group size
@@ -85,18 +82,8 @@ def raw_products_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` via a temp file in the same folder and one rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            # DuckDB reads a Parquet file one row group per thread: pyarrow's default of
-            # ~1M rows per group would load a million-row table on one core.
-            pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-            sink.flush()
-            os.fsync(sink.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `table` to `path` as one zstd Parquet file, atomically (clipshoe_common.files)."""
+    with atomic_file(path) as sink:
+        # DuckDB reads a Parquet file one row group per thread: pyarrow's default of
+        # ~1M rows per group would load a million-row table on one core.
+        pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -12,6 +11,7 @@ from pathlib import Path
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from clipshoe_common.files import write_json_atomic
 from scrapers.journal import Journal, journal_dir
 
 logger = logging.getLogger(__name__)
@@ -118,11 +118,7 @@ class CrawlVerdict:
                          "with the same JOBDIR to finish", spider.name, reason, items)
         stats.set_value("clipshoe/verdict", verdict)
         if self.jobdir:
-            path = Path(self.jobdir) / STATS_FILE
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(stats.get_stats(), default=str, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            write_json_atomic(Path(self.jobdir) / STATS_FILE, stats.get_stats())
 
 
 def _block_reasons(stats: dict) -> str:

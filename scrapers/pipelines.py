@@ -18,7 +18,7 @@ from scrapy.http import Response
 from scrapy.pipelines.files import FilesPipeline
 
 from scrapers.blocks import detect_block
-from scrapers.files import write_once
+from clipshoe_common.files import write_once
 from scrapers.items import InvalidItem, ProductItem, validate
 from scrapers.journal import Journal
 from scrapers.middlewares import MEDIA_META, failure_reason

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def crawl_command(site: str, *, jobdir: Path, images_dir: Path, replay_url: str | None = None,

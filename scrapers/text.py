@@ -1,4 +1,4 @@
-"""Small parsing helpers shared by the spiders: HTML to plain text, URL hygiene.
+"""Small parsing helpers shared by the spiders: one-line strings, URL hygiene, prices.
 
 Only mechanical normalisation happens here (what any consumer of the item needs);
 promo-spam removal and caption building belong to curation.
@@ -6,35 +6,11 @@ promo-spam removal and caption building belong to curation.
 
 from __future__ import annotations
 
-import html
 import re
-import unicodedata
 from collections.abc import Iterable
 from urllib.parse import urljoin
 
-from w3lib.html import remove_comments, remove_tags, remove_tags_with_content
-
-_BLOCK_TAGS = re.compile(r"<\s*(br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.IGNORECASE)
-_SPACES = re.compile(r"[ \t\u00a0\u200b]+")
-_BLANK_LINES = re.compile(r"\n\s*\n+")
-
-
-def html_to_text(value: object) -> str:
-    """Plain text from an HTML fragment: scripts/styles dropped with their content,
-    block tags turned into line breaks, entities decoded, NFC, whitespace collapsed."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text in ("None", "null"):  # nulls printed through Python/JS by some sources
-        return ""
-    text = remove_comments(text)
-    text = remove_tags_with_content(text, which_ones=("script", "style", "noscript", "iframe"))
-    text = _BLOCK_TAGS.sub("\n", text)
-    text = remove_tags(text)
-    text = html.unescape(html.unescape(text))  # shops often double-escape
-    text = unicodedata.normalize("NFC", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+from clipshoe_common.text import html_to_text
 
 
 def clean_str(value: object) -> str | None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from replay_shop.catalog import Catalog
 from replay_shop.sites import renderers
 from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
-from scrapers.runner import PROJECT_ROOT, crawl_command
+from clipshoe_common import PROJECT_ROOT
+from scrapers.runner import crawl_command
 
 
 @dataclass

@@ -19,7 +19,7 @@ from clipshoe_pipeline.curation.text import CaptionConfig, build_caption, clean_
 from replay_shop import vocab
 from replay_shop.catalog import Catalog
 from replay_shop.model import ShopProduct
-from scrapers.text import html_to_text
+from clipshoe_common.text import html_to_text
 
 REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
 SHOE_TITLE = "Giày thể thao Nike Air Max 90 nam màu đen"

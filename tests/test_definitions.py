@@ -24,7 +24,7 @@ from clipshoe_pipeline.paths import DataPaths, ensure_dagster_home
 from scrapers.extensions import STATS_FILE
 from scrapers.items import SITES
 from scrapers.journal import ITEMS, REJECTIONS
-from scrapers.runner import PROJECT_ROOT
+from clipshoe_common import PROJECT_ROOT
 from tests.test_parquet_io import item_row
 
 OK_STATS = {"clipshoe/verdict": "ok", "clipshoe/items": 3, "downloader/request_count": 40, "retry/count": 4,

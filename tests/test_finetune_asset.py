@@ -22,7 +22,7 @@ from clipshoe_pipeline.definitions import defs
 from clipshoe_pipeline.training.launch import remove_truncated_checkpoints
 from clipshoe_pipeline.training.models import TINY_MODEL, load_clip
 from clipshoe_pipeline.training.run import RunDir
-from scrapers.runner import PROJECT_ROOT
+from clipshoe_common import PROJECT_ROOT
 from tests.curated_fixture import write_curated_pairs
 
 pytestmark = pytest.mark.slow

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.cli import build_parser
 from replay_shop import sites
 from replay_shop.model import Faults
 from replay_shop.server import ROBOTS_TXT, running_shop
 from tests.conftest import FakeRenderer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def get(shop, real_url: str) -> tuple[int, dict[str, str], bytes]:

@@ -36,7 +36,7 @@ from PIL import ImageStat
 from clipshoe_pipeline.curation.hashing import perceptual_hashes, thumbnail, window_hashes
 from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
-from scrapers.files import write_once
+from clipshoe_common.files import write_once
 
 # Bump when the computation changes without NormaliseConfig changing: old cache rows are then dropped.
 FEATURES_VERSION = 3  # 2: crop-window hashes; 3: verification thumbnail

@@ -7,7 +7,7 @@ known promo phrases, promo words only inside brackets, phone numbers, URLs, emoj
 Anything not recognised as boilerplate is kept, because destroying real content
 (sizes, "Air Max 90", "Biti's") costs more than leaving a stray word.
 
-HTML handling is `scrapers.text.html_to_text` (scripts dropped, entities decoded, NFC):
+HTML handling is `clipshoe_common.text.html_to_text` (scripts dropped, entities decoded, NFC):
 the spiders and curation must agree on what the plain text of a fragment is.
 """
 
@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scrapers.text import html_to_text
+from clipshoe_common.text import html_to_text
 
 # Words that mark a bracketed tag as promotion: "[CHÍNH HÃNG]", "[ Free Ship ]",
 # "[SALE SỐC]", "[HÀNG MỚI VỀ]", "[ẢNH THẬT]", "[TẶNG TEM BIKER]". Brackets without one

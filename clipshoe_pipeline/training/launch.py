@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from clipshoe_common.files import atomic_file
 from clipshoe_pipeline.training.models import register_model_configs
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, selection_score
 
@@ -130,9 +131,8 @@ def save_best(run: RunDir, model: Any, record: dict[str, Any]) -> None:
     module = getattr(module, "_orig_mod", module)  # torch.compile
     payload = {"state_dict": module.state_dict(), "clipshoe_lineage": run.read_spec().lineage,
                "clipshoe_epoch": record}
-    tmp = run.best.with_name(run.best.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, run.best)
+    with atomic_file(run.best) as sink:
+        torch.save(payload, sink)
 
 
 @contextmanager

@@ -19,11 +19,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from clipshoe_common.files import write_json_atomic
 
 # open_clip's validation metrics that select the best checkpoint: the six held-out
 # recalls, averaged (retrieval is what the model is for; loss alone picks overfit epochs).
@@ -127,17 +128,6 @@ def best_epoch(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The record with the highest selection score (the earliest of equals)."""
     scored = [r for r in records if r.get(SELECTION_NAME) is not None]
     return max(scored, key=lambda r: (r[SELECTION_NAME], -r["epoch"]), default=None)
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as sink:
-            json.dump(payload, sink, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _epoch_of(path: Path) -> int | None:

@@ -15,7 +15,8 @@ import dagster as dg
 from pydantic import Field
 
 from clipshoe_pipeline.paths import DataPaths
-from scrapers.runner import PROJECT_ROOT, crawl_command
+from clipshoe_common import PROJECT_ROOT
+from scrapers.runner import crawl_command
 
 
 class ScrapyCrawler(dg.ConfigurableResource):

@@ -29,7 +29,7 @@ from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.training.export import ExportError, TrainingData, export_training_data
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import MissingWeights, WeightsSource, resolve_weights
-from scrapers.runner import PROJECT_ROOT
+from clipshoe_common import PROJECT_ROOT
 
 CHECKPOINTS_SCHEMA = pa.schema([
     ("run", pa.string()), ("model", pa.string()), ("checkpoint", pa.string()), ("epoch", pa.int64()),

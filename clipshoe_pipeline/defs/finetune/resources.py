@@ -18,7 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from clipshoe_pipeline.training.run import RunDir, RunSpec
-from scrapers.runner import PROJECT_ROOT
+from clipshoe_common import PROJECT_ROOT
 
 LAUNCHER = "clipshoe_pipeline.training.launch"
 
