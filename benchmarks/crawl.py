@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from clipshoe_common import PROJECT_ROOT
-from scrapers.runner import crawl_command  # noqa: E402
+from scrapers.interface import crawl_command  # noqa: E402
 
 
 @contextmanager

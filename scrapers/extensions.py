@@ -12,12 +12,12 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from clipshoe_common.files import write_json_atomic
+from scrapers.interface import BLOCKED, EMPTY, OK, PARTIAL, STATS_FILE, VERDICT_STAT
 from scrapers.journal import Journal, journal_dir
 
 logger = logging.getLogger(__name__)
 
 RUNNING_MARKER = "crawl.running"
-STATS_FILE = "stats.json"
 # What Scrapy keeps in JOBDIR; only consistent after a clean stop.
 _SCRAPY_STATE = ("requests.queue", "requests.seen", "spider.state")
 
@@ -99,24 +99,24 @@ class CrawlVerdict:
         stats = self.crawler.stats
         items = (stats.get_value("clipshoe/items") or 0) + (stats.get_value("clipshoe/resumed_items") or 0)
         blocked = stats.get_value("clipshoe/blocked/count") or 0
-        verdict = "ok"
+        verdict = OK
         if items == 0 and blocked:
-            verdict = "blocked"
+            verdict = BLOCKED
             logger.error(
                 "Crawl of %s collected nothing: %d responses were block pages (%s). The site is "
                 "refusing this client; see README 'Live crawling' for cookies/headers or a browser handler.",
                 spider.name, blocked, _block_reasons(stats.get_stats()),
             )
         elif items == 0:
-            verdict = "empty"
+            verdict = EMPTY
             logger.error("Crawl of %s collected no items (finish reason %s)", spider.name, reason)
         elif reason != "finished":
             # Stopped early (signal, CLOSESPIDER_*): the journal holds a part of the shop,
             # which must not replace a complete snapshot. Resume to finish it.
-            verdict = "partial"
+            verdict = PARTIAL
             logger.error("Crawl of %s stopped early (finish reason %s) after %d items; run it again "
                          "with the same JOBDIR to finish", spider.name, reason, items)
-        stats.set_value("clipshoe/verdict", verdict)
+        stats.set_value(VERDICT_STAT, verdict)
         if self.jobdir:
             write_json_atomic(Path(self.jobdir) / STATS_FILE, stats.get_stats())
 

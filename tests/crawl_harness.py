@@ -11,7 +11,7 @@ from replay_shop.catalog import Catalog
 from replay_shop.sites import renderers
 from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
 from clipshoe_common import PROJECT_ROOT
-from scrapers.runner import crawl_command
+from scrapers.interface import crawl_command
 
 
 @dataclass

@@ -21,7 +21,7 @@ from clipshoe_pipeline.defs.crawl.checks import (
 )
 from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
 from clipshoe_pipeline.paths import DataPaths, ensure_dagster_home
-from scrapers.extensions import STATS_FILE
+from scrapers.interface import STATS_FILE
 from scrapers.items import SITES
 from scrapers.journal import ITEMS, REJECTIONS
 from clipshoe_common import PROJECT_ROOT

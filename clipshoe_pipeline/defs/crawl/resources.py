@@ -2,7 +2,7 @@
 
 Scrapy's Twisted reactor cannot be restarted inside a process, so every crawl is a
 child process (`scrapy crawl <site>` from the repository root, built by
-scrapers.runner.crawl_command) launched through Dagster Pipes: the crawl streams its
+scrapers.interface.crawl_command) launched through Dagster Pipes: the crawl streams its
 progress into the run's log (scrapers.pipes.PipesReporter) and an interrupted run
 forwards SIGINT, which Scrapy answers with a clean stop that keeps JOBDIR resumable.
 """
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import dagster as dg
 from pydantic import Field
 
-from clipshoe_pipeline.paths import DataPaths
 from clipshoe_common import PROJECT_ROOT
-from scrapers.runner import crawl_command
+from clipshoe_pipeline.paths import DataPaths
+from scrapers.interface import crawl_command
 
 
 class ScrapyCrawler(dg.ConfigurableResource):

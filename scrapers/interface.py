@@ -1,0 +1,94 @@
+"""The crawl as the pipeline sees it: how to start one and how to read what it left.
+
+Besides the item schema (scrapers.items) this is the only module of `scrapers` that
+`clipshoe_pipeline` imports, so the journal's file names, the stats keys and the
+verdict strings can change here without the orchestrator knowing them.
+
+Scrapy's Twisted reactor cannot restart inside a process, so every caller (the
+Dagster asset, the demo, tests, benchmarks) runs `scrapy crawl` as a child process
+from the repository root, where scrapy.cfg lives (`clipshoe_common.PROJECT_ROOT`).
+The crawl leaves, in its JOBDIR: the journal (scrapers.journal: one line per
+collected product and per rejection, flushed as it goes) and, once it has closed,
+its final Scrapy stats with a verdict (scrapers.extensions.CrawlVerdict).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
+
+STATS_FILE = "stats.json"
+VERDICT_STAT = "clipshoe/verdict"
+# Verdicts: a crawl that collected products and ran to its end; one stopped early
+# (resumable, must not replace a complete snapshot); none collected because every page
+# was a block page; none collected otherwise.
+OK, PARTIAL, BLOCKED, EMPTY = "ok", "partial", "blocked", "empty"
+# Pages (listings, product details; not images) that reached a spider callback or
+# failed for good, and of those the ones that failed, per reason.
+PAGES_STAT = "clipshoe/pages"
+FAILED_PAGES_PREFIX = "clipshoe/failed_pages/"
+BLOCKED_PREFIX = "clipshoe/blocked/"
+
+
+def crawl_command(site: str, *, jobdir: Path, images_dir: Path, replay_url: str | None = None,
+                  settings: Mapping[str, object] | None = None,
+                  spider_args: Mapping[str, object] | None = None) -> list[str]:
+    """`python -m scrapy crawl SITE -s JOBDIR=... ...`; run it with cwd=PROJECT_ROOT."""
+    command = [sys.executable, "-m", "scrapy", "crawl", site,
+               "-s", f"JOBDIR={jobdir}", "-s", f"CLIPSHOE_IMAGES_STORE={images_dir}"]
+    if replay_url:
+        command += ["-s", f"CLIPSHOE_REPLAY_URL={replay_url}"]
+    for name, value in (settings or {}).items():
+        command += ["-s", f"{name}={value}"]
+    for name, value in (spider_args or {}).items():
+        if value is not None:
+            command += ["-a", f"{name}={value}"]
+    return command
+
+
+@dataclass(frozen=True)
+class CrawlOutput:
+    """What one crawl's JOBDIR holds. `stats` is None until the crawl has closed."""
+
+    job: Path
+    stats: Mapping[str, Any] | None
+
+    @property
+    def finished(self) -> bool:
+        return self.stats is not None
+
+    @property
+    def verdict(self) -> str | None:
+        return None if self.stats is None else self.stats.get(VERDICT_STAT)
+
+    def stat(self, name: str, default: Any = 0) -> Any:
+        return (self.stats or {}).get(name, default)
+
+    def counts(self, prefix: str) -> dict[str, int]:
+        """The stats under `prefix` (e.g. FAILED_PAGES_PREFIX), keyed by what follows it."""
+        return {key[len(prefix):]: value for key, value in (self.stats or {}).items() if key.startswith(prefix)}
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Collected products (ProductItem dicts with their image results), in journal order."""
+        return read_jsonl(self.job / ITEMS)
+
+    def rejections(self) -> Iterator[dict[str, Any]]:
+        """Dropped items, failed pages and failed images: site, stage, reason, product_id, url, image_url."""
+        return read_jsonl(self.job / REJECTIONS)
+
+
+def read_crawl_output(job: Path) -> CrawlOutput:
+    path = job / STATS_FILE
+    return CrawlOutput(job, json.loads(path.read_text()) if path.exists() else None)
+
+
+def forget_verdict(job: Path) -> None:
+    """Remove a closed crawl's stats, so a verdict left by an earlier attempt is not
+    mistaken for the next one's."""
+    (job / STATS_FILE).unlink(missing_ok=True)
