@@ -1,4 +1,4 @@
-"""Curation throughput, side by side in one run: image hashing, near-duplicate search, DuckDB ingest.
+"""Curation throughput, side by side in one run: image hashing and near-duplicate search.
 
 Each stage of the curated_pairs asset that grows with the catalog, against a naive
 baseline on the same input (issue #3):
@@ -15,11 +15,8 @@ baseline on the same input (issue #3):
    union-find (curation.clusters.connected_components), with its recall of the
    planted pairs; and on a --sample subsample, against all pairs by XOR + popcount
    (neardup.exhaustive_pairs), checking that both return the same pairs.
-3. Parquet -> DuckDB ingest of a curated_pairs table of --rows rows through
-   CatalogDB: replace_table (how the curated_pairs asset writes it) and
-   replace_site_rows (how raw_products are written; here replacing the site's
-   previous rows), against row-by-row executemany of --naive-rows rows. The Parquet
-   input is written by write_parquet_atomic, in DuckDB-sized row groups.
+(The DuckDB ingest stage it once timed is gone: the catalog is views over the Parquet
+files, so publishing a table copies nothing.)
 
 Inputs are made once, up front, on disk. Every measurement runs in a fresh child
 process, --runs times (each round runs every case once, so that load from other
@@ -38,7 +35,7 @@ benchmarks/hashing.py and benchmarks/neardup.py break stages 1 and 2 down furthe
     python benchmarks/curate.py            # defaults: a few minutes on the 2-core vm
     python benchmarks/curate.py --quick    # smoke run
     python benchmarks/curate.py --only hashing --runs 5   # stage 1 alone
-Targets (issue #3): 1M hashes clustered in < 60 s on 2 cores; ingest >= 500k rows/s.
+Target: 1M hashes clustered in < 60 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -65,32 +62,25 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hashing import PeakRss, naive_image_hashes, write_store  # noqa: E402  (benchmarks/hashing.py)
 from neardup import planted_codes  # noqa: E402  (benchmarks/neardup.py)
 
-from clipshoe_pipeline.catalog_db import CatalogDB  # noqa: E402
-from clipshoe_pipeline.curation.assemble import CURATED_PAIRS_SCHEMA  # noqa: E402
 from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components  # noqa: E402
 from clipshoe_pipeline.curation.features import STATUS_OK, default_workers, image_features  # noqa: E402
 from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes  # noqa: E402
 from clipshoe_pipeline.curation.images import NormaliseConfig, normalise  # noqa: E402
 from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs  # noqa: E402
-from clipshoe_pipeline.parquet_io import write_parquet_atomic  # noqa: E402
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw, encode_jpeg  # noqa: E402
-from replay_shop.vocab import MODEL_WORDS, SHOE_KINDS  # noqa: E402
-from scrapers.items import SITES  # noqa: E402
+from replay_shop.vocab import SHOE_KINDS  # noqa: E402
 
-DEFAULTS = {"images": 400, "hashes": 1_000_000, "sample": 20_000, "rows": 1_000_000, "naive_rows": 2_000,
-            "runs": 3}
-QUICK = {"images": 40, "hashes": 100_000, "sample": 5_000, "rows": 100_000, "naive_rows": 1_000, "runs": 1}
+DEFAULTS = {"images": 400, "hashes": 1_000_000, "sample": 20_000, "runs": 3}
+QUICK = {"images": 40, "hashes": 100_000, "sample": 5_000, "runs": 1}
 SHOP_SIDES = (800, 1000)  # px, the longer side of a shop photo
 CODES_PER_GROUP = 20  # one planted near-duplicate group per this many codes (50k groups in 1M)
 CLUSTER_TARGET_S = 60
-INGEST_TARGET_ROWS_S = 500_000
 TASKS_PER_WORKER = 8  # the baseline pool's chunking, as curation.features chunks ours
 
 
@@ -103,8 +93,6 @@ def make_inputs(data: Path, args: argparse.Namespace) -> None:
         write_store(shop_pictures(args.images, args.seed), data / "store")
     if "neardup" in args.only:
         make_codes(data, args)
-    if "ingest" in args.only:
-        make_pairs(data, args)
 
 
 def make_codes(data: Path, args: argparse.Namespace) -> None:
@@ -112,15 +100,6 @@ def make_codes(data: Path, args: argparse.Namespace) -> None:
     np.save(data / "codes.npy", codes)
     np.save(data / "planted.npy", planted)
     np.save(data / "sample.npy", subsample(codes, planted, args.sample, args.seed))
-
-
-def make_pairs(data: Path, args: argparse.Namespace) -> None:
-    pairs = curated_pairs_table(args.rows, args.seed)
-    write_parquet_atomic(pairs, data / "pairs.parquet")
-    # replace_site_rows takes one site's rows only.
-    one_site = pairs.set_column(pairs.schema.get_field_index("site"), "site", pa.repeat(SITES[0], len(pairs)))
-    write_parquet_atomic(one_site, data / "site_pairs.parquet")
-    write_parquet_atomic(pairs.slice(0, args.naive_rows), data / "naive_pairs.parquet")
 
 
 def shop_pictures(count: int, seed: int) -> list[bytes]:
@@ -140,56 +119,6 @@ def subsample(codes: np.ndarray, planted: np.ndarray, size: int, seed: int) -> n
     head = round(size * grouped / len(codes))
     tail = np.random.default_rng(seed).choice(np.arange(grouped, len(codes)), size - head, replace=False)
     return np.concatenate([codes[:head], codes[np.sort(tail)]])
-
-
-def curated_pairs_table(rows: int, seed: int) -> pa.Table:
-    """`rows` rows shaped like the curated_pairs asset's: the same schema, strings of
-    realistic length and variety, sorted by pair_id as the asset writes them."""
-    rng = np.random.default_rng(seed)
-    sha = hex_strings(rng, rows, 32)
-    site = [SITES[i] for i in rng.integers(len(SITES), size=rows)]
-    product = rng.integers(10**7, 10**9, size=rows).tolist()
-    kinds = list(SHOE_KINDS.values())
-    colours = list(COLOUR_RGB)
-    captions = [caption(kinds[k], colours[c], MODEL_WORDS[m], number)
-                for k, c, m, number in zip(rng.integers(len(kinds), size=rows).tolist(),
-                                           rng.integers(len(colours), size=rows).tolist(),
-                                           rng.integers(len(MODEL_WORDS), size=rows).tolist(),
-                                           rng.integers(100, 10_000, size=rows).tolist())]
-    side = rng.integers(224, 400, size=rows)
-    table = pa.table({
-        "pair_id": hex_strings(rng, rows, 8),
-        "site": site,
-        "product_id": [str(p) for p in product],
-        "image_sha256": sha,
-        "image_url": [f"https://cdn.{s}.vn/media/{h[:16]}.jpg" for s, h in zip(site, sha)],
-        "image_path": [f"normalised/{h[:2]}/{h}.jpg" for h in sha],
-        "width": side,
-        "height": side,
-        "phash": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
-        "dhash": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
-        "mean_rgb": pa.FixedSizeListArray.from_arrays(rng.integers(0, 256, size=3 * rows).astype(np.int16), 3),
-        "cluster_id": rng.integers(-2**63, 2**63 - 1, size=rows, dtype=np.int64),
-        "cluster_size": rng.choice([1, 1, 1, 1, 2, 3], size=rows),
-        "caption": captions,
-        "url": [f"https://{s}.vn/p{p}.html" for s, p in zip(site, product)],
-        "split": np.where(rng.random(rows) < 0.1, "test", "train"),
-    }, schema=CURATED_PAIRS_SCHEMA)
-    return table.sort_by("pair_id")
-
-
-def hex_strings(rng: np.random.Generator, count: int, nbytes: int) -> list[str]:
-    text = rng.bytes(count * nbytes).hex()
-    width = 2 * nbytes
-    return [text[i:i + width] for i in range(0, len(text), width)]
-
-
-def caption(kind, colour: str, model: str, number: int) -> str:
-    """The caption template of curation.text, filled from the replay shop's vocabulary."""
-    brand = kind.brands[number % len(kind.brands)]
-    return (f"{kind.names[0].capitalize()} {brand} {model} {number} {colour}. Thương hiệu {brand}. "
-            f"Màu {colour}, chất liệu {kind.materials[number % len(kind.materials)]}, "
-            f"dành cho {kind.genders[number % len(kind.genders)]}.")
 
 
 # -- one measurement (in a child process) ---------------------------------------------
@@ -299,36 +228,6 @@ def search_and_cluster(data: Path, args: argparse.Namespace) -> dict:
                               f"union-find {cluster_s:.2f} s of the total")
 
 
-def ingest_replace_table(data: Path, args: argparse.Namespace, source: str = "pairs.parquet") -> dict:
-    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
-        catalog = CatalogDB(path=str(Path(tmp) / "clipshoe.duckdb"))
-        with Measured() as measured:
-            loaded = catalog.replace_table("curated_pairs", data / source)
-    return measured.result(loaded, f"{loaded} rows in the table")
-
-
-def ingest_replace_site_rows(data: Path, args: argparse.Namespace) -> dict:
-    source = data / "site_pairs.parquet"
-    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp:
-        catalog = CatalogDB(path=str(Path(tmp) / "clipshoe.duckdb"))
-        catalog.replace_site_rows("curated_pairs", SITES[0], source)  # the rows a recrawl replaces
-        with Measured() as measured:
-            loaded = catalog.replace_site_rows("curated_pairs", SITES[0], source)
-    return measured.result(loaded, f"{loaded} rows replaced")
-
-
-def ingest_executemany(data: Path, args: argparse.Namespace) -> dict:
-    source = data / "naive_pairs.parquet"
-    rows = [tuple(row.values()) for row in pq.read_table(source).to_pylist()]
-    placeholders = ", ".join("?" * len(CURATED_PAIRS_SCHEMA))
-    with tempfile.TemporaryDirectory(prefix="clipshoe-curate-bench-") as tmp, Measured() as measured:
-        with duckdb.connect(str(Path(tmp) / "clipshoe.duckdb")) as connection:
-            connection.execute("CREATE TABLE curated_pairs AS SELECT * FROM read_parquet(?) LIMIT 0", [str(source)])
-            connection.executemany(f"INSERT INTO curated_pairs VALUES ({placeholders})", rows)
-            (loaded,) = connection.execute("SELECT count(*) FROM curated_pairs").fetchone()
-    return measured.result(loaded, f"{loaded} rows in the table")
-
-
 @dataclass(frozen=True)
 class Case:
     stage: str
@@ -350,16 +249,10 @@ CASES = {
                                search_ours_sample, "hashes", "search_exhaustive"),
     "search_and_cluster": Case("near-dup, all", "ours: near_pairs + union-find (connected_components)",
                                search_and_cluster, "hashes"),
-    "ingest_executemany": Case("DuckDB ingest", "baseline: row-by-row executemany", ingest_executemany, "rows",
-                               "ingest_executemany"),
-    "ingest_replace_table": Case("DuckDB ingest", "ours: CatalogDB.replace_table (curated_pairs)",
-                                 ingest_replace_table, "rows", "ingest_executemany"),
-    "ingest_replace_site_rows": Case("DuckDB ingest", "ours: CatalogDB.replace_site_rows (replacing a site)",
-                                     ingest_replace_site_rows, "rows", "ingest_executemany"),
 }
 
 
-STAGES = {"hashing": "hash_", "neardup": "search_", "ingest": "ingest_"}  # --only: case name prefixes
+STAGES = {"hashing": "hash_", "neardup": "search_"}  # --only: case name prefixes
 
 
 # -- driver ---------------------------------------------------------------------------
@@ -394,10 +287,6 @@ def checks(runs: dict[str, list[dict]], summary: dict[str, dict]) -> dict[str, s
         verdicts["search_ours_sample"] = f"same pairs as exhaustive: {'yes' if same else 'NO'}"
         verdicts["search_and_cluster"] = (f"target < {CLUSTER_TARGET_S} s: "
                                           f"{'met' if cluster_s < CLUSTER_TARGET_S else 'MISSED'}")
-    if "ingest_replace_table" in runs:
-        ingest = summary["ingest_replace_table"]["rate"]
-        verdicts["ingest_replace_table"] = (f"target >= {INGEST_TARGET_ROWS_S:,} rows/s: "
-                                            f"{'met' if ingest >= INGEST_TARGET_ROWS_S else 'MISSED'}")
     return verdicts
 
 
@@ -416,7 +305,7 @@ def print_table(summary: dict[str, dict], verdicts: dict[str, str]) -> None:
 
 def benchmark(args: argparse.Namespace) -> None:
     print(f"# Curation benchmark: {args.images} images, {args.hashes:,} hashes (sample {args.sample:,}, "
-          f"radius {args.radius}), {args.rows:,} rows (naive {args.naive_rows:,}); median of {args.runs} runs, "
+          f"radius {args.radius}); median of {args.runs} runs, "
           f"pools of {args.workers}")
     print(f"Python {platform.python_version()}, duckdb {duckdb.__version__}, numpy {np.__version__}, "
           f"pyarrow {pa.__version__}; {platform.machine()}, {default_workers()} CPUs; "

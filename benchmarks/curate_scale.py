@@ -82,9 +82,7 @@ def build_store(cache_dir: Path, seed: int, images: int) -> Path:
         counts = dict(zip(SITES, pool.map(_build_site, [root] * len(SITES), [seed] * len(SITES),
                                           [per_site] * len(SITES), SITES)))
     from clipshoe_pipeline.catalog_db import CatalogDB
-    catalog = CatalogDB(path=str(DataPaths(root).catalog_db))
-    for site in SITES:
-        catalog.replace_site_rows("raw_products", site, DataPaths(root).raw_products_parquet(site))
+    CatalogDB(path=str(DataPaths(root).catalog_db)).publish()
     stored = sum(1 for _ in DataPaths(root).images.rglob("*.*"))
     done.write_text(json.dumps({"products_per_site": per_site, "images_listed": sum(counts.values()),
                                 "images_stored": stored, "seconds": round(time.perf_counter() - started, 1)}))

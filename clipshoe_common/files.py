@@ -50,3 +50,10 @@ def write_once(path: Path, data: bytes) -> None:
     file already holds these bytes, and since files appear by rename, it is complete."""
     if not path.exists():
         write_bytes_atomic(path, data)
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a text file (a log), or a sentence saying it is missing."""
+    if not path.exists():
+        return f"({path} does not exist)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,67 +1,82 @@
-"""The DuckDB catalog (`clipshoe.duckdb`) and its single writer.
+"""The catalog: DuckDB views over the Parquet datasets, and the one way to read them.
 
-DuckDB lets one process open a database file read-write, or several read-only, never
-both: a second writer does not wait, it fails with "Could not set lock on file".
-Crawls of different sites run in parallel processes, so every write goes through
-`CatalogDB`, which opens a short-lived connection per call under an advisory file
-lock (`clipshoe.duckdb.lock`): exclusive for writes, shared for reads. Writers from
-any process — Dagster runs, the CLI, tests — queue on the lock for the few hundred
-milliseconds a write takes instead of crashing; the slow work (crawling, writing
-Parquet) happens outside it. Tables are loaded from Parquet, the source of truth, in
-bulk; nothing is inserted row by row.
+Parquet is the only copy of every table. `clipshoe.duckdb` holds no table data: each
+dataset (`DATASETS`) is a view over its files (`read_parquet` of a glob, hive
+partitions such as `site=` becoming columns), so a writer publishes by renaming a
+finished Parquet file into place and every reader sees it at its next query. A
+dataset written as one file per run (`metrics`, `model_checkpoints`) grows by adding
+files, so concurrent writers never lose each other's rows.
+
+DuckDB lets one process open a file read-write, or several read-only, never both; a
+second writer fails rather than waits. Only view definitions are ever written, and
+only when one is missing or points elsewhere (a dataset's first file, a moved data
+directory), under an advisory file lock (`clipshoe.duckdb.lock`: exclusive to write
+views, shared to read) that queues those rare writes behind running queries.
+
+Readers: `query` (rows as dicts, for checks, reports and tests), `arrow` (a query's
+result as a table), `table` (a whole dataset with the Arrow types its writer gave it,
+for training and evaluation) and `batches` (record batches of a dataset's files in a
+stable order, for curation's streaming read of raw_products).
 """
 
 from __future__ import annotations
 
 import fcntl
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.paths import DataPaths, data_paths
 
-CRAWL_STAGES = ("crawl", "download")
-# DuckDB's FSST string compression was half the CPU of loading curated_pairs (hex
-# hashes, URLs, captions: 3.8 CPU-s per million rows with it, 1.8 without), which kept
-# bulk loads under 500k rows/s on 2 cores. The price is a larger catalog file (about
-# 2.4x for curated_pairs); Parquet stays the compact source of truth.
-WRITE_SETTINGS = "SET disabled_compression_methods = 'dict_fsst'"
 
-REJECTIONS_DDL = """
-CREATE TABLE IF NOT EXISTS rejections (
-    site VARCHAR NOT NULL,
-    product_id VARCHAR,
-    url VARCHAR,
-    image_url VARCHAR,
-    stage VARCHAR NOT NULL,
-    reason VARCHAR NOT NULL,
-    run_id VARCHAR NOT NULL,
-    recorded_at TIMESTAMPTZ NOT NULL
-)
-"""
-_REJECTIONS_SCHEMA = pa.schema([
-    ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()),
-    ("image_url", pa.string()), ("stage", pa.string()), ("reason", pa.string()),
-    ("run_id", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+@dataclass(frozen=True)
+class Dataset:
+    """A folder under DataPaths.parquet and the glob of its files."""
+
+    folder: str
+    pattern: str
+    hive: bool = False  # partition folders (key=value) become columns
+
+    def files(self, parquet_root: Path) -> list[Path]:
+        return sorted((parquet_root / self.folder).glob(self.pattern))
+
+    def source(self, parquet_root: Path) -> str:
+        """The table function the view selects from."""
+        glob = (parquet_root / self.folder / self.pattern).as_posix().replace("'", "''")
+        # union_by_name: a file written before a column existed reads it as null.
+        return f"read_parquet('{glob}', hive_partitioning = {str(self.hive).lower()}, union_by_name = true)"
+
+
+DATASETS = {
+    "raw_products": Dataset("raw_products", "site=*/*.parquet", hive=True),
+    "rejections": Dataset("rejections", "site=*/*.parquet", hive=True),
+    "curated_pairs": Dataset("curated_pairs", "*.parquet"),
+    "near_duplicates": Dataset("near_duplicates", "*.parquet"),
+    "model_checkpoints": Dataset("model_checkpoints", "*.parquet"),
+    "metrics": Dataset("metrics", "*.parquet"),
+}
 
 
 class CatalogDB(dg.ConfigurableResource):
-    """Typed reads and writes of the DuckDB catalog, one short connection per call."""
+    """Reads of the Parquet datasets through DuckDB views, and publishing of those views."""
 
     path: str | None = None  # default: $CLIPSHOE_DATA_DIR/clipshoe.duckdb, resolved per call
 
     @property
     def database(self) -> Path:
         return Path(self.path) if self.path else data_paths().catalog_db
+
+    @property
+    def parquet_root(self) -> Path:
+        """The datasets of the data directory the catalog file sits in."""
+        return DataPaths(self.database.parent).parquet
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -70,82 +85,42 @@ class CatalogDB(dg.ConfigurableResource):
         with open(database.with_name(database.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)  # released when closed
             connection = duckdb.connect(str(database), read_only=not write)
-            if write:
-                connection.execute(WRITE_SETTINGS)
             try:
                 yield connection
             finally:
                 connection.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def publish(self, *names: str) -> None:
+        """Make the catalog's view of each named dataset (all when none are named) match
+        its files: created when the first file exists, dropped when none is left,
+        untouched (no write at all) when it is already right. Idempotent."""
+        wanted = {}
+        for name in names or tuple(DATASETS):
+            dataset = DATASETS[name]
+            wanted[name] = dataset.source(self.parquet_root) if dataset.files(self.parquet_root) else None
+        current = self._view_sources()
+        stale = {name: source for name, source in wanted.items() if current.get(name) != source}
+        if not stale:
+            return
         with self._connect(write=True) as connection:
-            connection.begin()
-            try:
-                yield connection
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+            for name, source in stale.items():
+                if source is None:
+                    connection.execute(f"DROP VIEW IF EXISTS {name}")
+                    continue
+                connection.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {source}")
+                # DuckDB re-renders a view's SQL; the comment keeps the source as written, to compare.
+                quoted = source.replace("'", "''")
+                connection.execute(f"COMMENT ON VIEW {name} IS '{quoted}'")
 
-    def replace_site_rows(self, table: str, site: str, parquet_path: Path) -> int:
-        """Make `table`'s rows for `site` exactly the rows of `parquet_path`, in one
-        transaction (readers see the old rows or the new ones). Creates the table from
-        the file's schema on first use. Returns the number of rows loaded."""
-        _check_identifier(table)
-        source = str(parquet_path)
-        with self._transaction() as connection:
-            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} AS "
-                               "SELECT * FROM read_parquet(?) LIMIT 0", [source])
-            (strangers,) = connection.execute("SELECT count(*) FROM read_parquet(?) WHERE site <> ?",
-                                              [source, site]).fetchone()
-            if strangers:  # they would be added without their old rows being removed
-                raise ValueError(f"{parquet_path} holds {strangers} rows of sites other than {site!r}")
-            connection.execute(f"DELETE FROM {table} WHERE site = ?", [site])
-            connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)", [source])
-            (loaded,) = connection.execute(f"SELECT count(*) FROM {table} WHERE site = ?", [site]).fetchone()
-        return loaded
-
-    def replace_table(self, table: str, parquet_path: Path) -> int:
-        """Make `table` exactly the rows of `parquet_path` (a derived table such as
-        curated_pairs, rebuilt whole each run), in one transaction. Returns the row count."""
-        _check_identifier(table)
-        with self._transaction() as connection:
-            connection.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet(?)",
-                               [str(parquet_path)])
-            (loaded,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-        return loaded
-
-    def replace_site_rejections(self, site: str, run_id: str, rows: Sequence[Mapping[str, Any]] | pa.Table,
-                                stages: Sequence[str] = CRAWL_STAGES) -> int:
-        """Make `rows` (site, product_id, url, image_url, stage, reason; dicts or an
-        Arrow table) the site's rejections for `stages`, recorded under `run_id`: like
-        `raw_products`, they describe the site's current snapshot, so a new crawl
-        replaces the last one's."""
-        rows = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(
-            list(rows), schema=_REJECTIONS_SCHEMA.remove(7).remove(6))
-        foreign = {tuple(key.values()) for key in rows.select(["site", "stage"]).group_by(["site", "stage"])
-                   .aggregate([]).to_pylist()} - {(site, stage) for stage in stages}
-        if foreign:
-            raise ValueError(f"rejections outside site {site!r} / stages {tuple(stages)}: {sorted(foreign)}")
-        recorded_at = datetime.now(timezone.utc)
-        incoming = (rows.select(_REJECTIONS_SCHEMA.names[:6])
-                    .append_column("run_id", pa.array([run_id] * rows.num_rows, pa.string()))
-                    .append_column("recorded_at", pa.array([recorded_at] * rows.num_rows, pa.timestamp("us", tz="UTC")))
-                    .cast(_REJECTIONS_SCHEMA))
-        with self._transaction() as connection:
-            connection.execute(REJECTIONS_DDL)
-            connection.execute("DELETE FROM rejections WHERE site = ? AND list_contains(?, stage)",
-                               [site, list(stages)])
-            connection.register("incoming_rejections", incoming)
-            connection.execute("INSERT INTO rejections BY NAME SELECT * FROM incoming_rejections")
-        return incoming.num_rows
+    def _view_sources(self) -> dict[str, str]:
+        if not self.database.exists():
+            return {}
+        with self._connect(write=False) as connection:
+            return dict(connection.execute("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").fetchall())
 
     def tables(self) -> set[str]:
-        """Names of the catalog's tables (none before the first write)."""
-        if not self.database.exists():
-            return set()
-        return {row["table_name"] for row in self.query("SELECT table_name FROM duckdb_tables()")}
+        """The datasets the catalog can query now (none before the first write)."""
+        return set(self._view_sources()) & set(DATASETS)
 
     def query(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query, as dicts (for checks, reports and tests)."""
@@ -154,8 +129,27 @@ class CatalogDB(dg.ConfigurableResource):
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def arrow(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> pa.Table:
+        """A read-only query's result as an Arrow table."""
+        with self._connect(write=False) as connection:
+            return connection.execute(sql, parameters).fetch_arrow_table()
 
-def _check_identifier(name: str) -> None:
-    # Table names cannot be bound as parameters; accept only plain identifiers.
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"not a plain table name: {name!r}")
+    def table(self, name: str) -> pa.Table:
+        """A whole dataset as its files hold it (their own Arrow types, in path order)."""
+        return pa.concat_tables([pq.read_table(path) for path in self.files(name)], promote_options="default")
+
+    def files(self, name: str) -> list[Path]:
+        """The Parquet files of a dataset, sorted by path."""
+        return DATASETS[name].files(self.parquet_root)
+
+    def batches(self, name: str, columns: Sequence[str], *, optional: Sequence[str] = (),
+                batch_rows: int = 4096, order: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
+        """Record batches of `columns` (and of `optional`, where a file has them) of a
+        dataset, file by file. `order`: path fragments (e.g. "site=tiki") that put the
+        files matching them first, in that order."""
+        files = self.files(name)
+        rank = {path: next((i for i, part in enumerate(order) if part in path.parts), len(order)) for path in files}
+        for path in sorted(files, key=lambda p: (rank[p], p)):
+            file = pq.ParquetFile(path)
+            present = [column for column in optional if column in file.schema_arrow.names]
+            yield from file.iter_batches(batch_size=batch_rows, columns=[*columns, *present])

@@ -20,15 +20,15 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA, markdown_comparison
 from clipshoe_pipeline.paths import data_paths, ensure_dagster_home
+from clipshoe_pipeline.settings import REPLAY_URL
 from clipshoe_pipeline.training.models import TINY_MODEL
 from replay_shop.catalog import Catalog
 from replay_shop.model import Faults
 from replay_shop.server import running_shop
-from scrapers.replay import SETTING as REPLAY_ENV
-from clipshoe_common import PROJECT_ROOT
 
 SUMMARY_SQL = """
 SELECT p.site,
@@ -76,8 +76,9 @@ def run_demo(*, seed: int, products_per_site: int, sites: list[str], faults: Fau
     print(f"data: {data_paths().root}   dagster home: {os.environ['DAGSTER_HOME']}")
     print("The replay shop's products and pictures are synthetic (seeded), not real shop data.\n")
     with running_shop(catalog, faults=faults) as shop, dg.DagsterInstance.get() as instance:
-        os.environ[REPLAY_ENV] = shop.url  # the crawl resource and its subprocess inherit it
-        failed = [site for site in sites if not _materialize(defs, instance, "crawl_job", f"crawl {site}", partition=site)]
+        to_shop = {"crawler": {"config": {"replay_url": shop.url}}}
+        failed = [site for site in sites
+                  if not _materialize(defs, instance, "crawl_job", f"crawl {site}", partition=site, resources=to_shop)]
         print(f"\nreplay shop served {shop.stats['requests']} requests, faults planted: {shop.stats['faults']}")
         for label, job, config in (("curate", "curate_job", None),
                                    ("fine-tune", "finetune_job", {"finetuned_clip": DEMO_FINETUNE}),
@@ -92,11 +93,12 @@ def run_demo(*, seed: int, products_per_site: int, sites: list[str], faults: Fau
 
 
 def _materialize(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, label: str, *,
-                 partition: str | None = None, ops: dict | None = None) -> bool:
+                 partition: str | None = None, ops: dict | None = None, resources: dict | None = None) -> bool:
     started = time.monotonic()
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, partition_key=partition, raise_on_error=False,
-        run_config={**QUIET_CONSOLE, **({"ops": {op: {"config": c} for op, c in ops.items()}} if ops else {})})
+        run_config={**QUIET_CONSOLE, **({"ops": {op: {"config": c} for op, c in ops.items()}} if ops else {}),
+                    **({"resources": resources} if resources else {})})
     status = "ok" if result.success else "FAILED"
     print(f"{label:<14} {status}  {time.monotonic() - started:5.1f} s  (run {result.run_id[:8]})")
     return result.success
@@ -138,7 +140,8 @@ def run_dev(*, replay: bool, seed: int, products_per_site: int, port: int) -> in
     with running_shop(catalog, faults=Faults.default_on()) as shop:
         print(f"replay shop at {shop.url} (synthetic data); crawls launched from the UI go there")
         try:
-            return subprocess.call(command, cwd=PROJECT_ROOT, env={**env, REPLAY_ENV: shop.url})
+            # The UI's code server reads it as the crawler resource's default (clipshoe_pipeline.settings).
+            return subprocess.call(command, cwd=PROJECT_ROOT, env={**env, REPLAY_URL: shop.url})
         except KeyboardInterrupt:
             return 0
 

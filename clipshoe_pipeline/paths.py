@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-DATA_DIR_ENV = "CLIPSHOE_DATA_DIR"
+from clipshoe_pipeline.settings import DATA_DIR, env
+
 DEFAULT_DATA_DIR = "data"
 
 # Instance settings for the default DAGSTER_HOME (see ensure_dagster_home).
@@ -52,7 +53,7 @@ class DataPaths:
 
     @classmethod
     def from_env(cls) -> DataPaths:
-        return cls(Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).absolute())
+        return cls(Path(env(DATA_DIR) or DEFAULT_DATA_DIR).absolute())
 
     @property
     def images(self) -> Path:
@@ -62,7 +63,7 @@ class DataPaths:
     def crawl_dir(self, site: str) -> Path:
         return self.root / "crawls" / site
 
-    def crawl_job(self, site: str) -> Path:
+    def crawl_jobdir(self, site: str) -> Path:
         """Scrapy JOBDIR plus the crawl journal; exists only while a crawl is unfinished."""
         return self.crawl_dir(site) / "job"
 
@@ -81,13 +82,36 @@ class DataPaths:
         return self.root / "cache" / "image_features.parquet"
 
     @property
+    def parquet(self) -> Path:
+        """The Parquet datasets, one folder each; the catalog's views read them (catalog_db)."""
+        return self.root / "parquet"
+
+    def raw_products_parquet(self, site: str) -> Path:
+        return self.parquet / "raw_products" / f"site={site}" / "raw_products.parquet"
+
+    def rejections_parquet(self, site: str, stage_group: str) -> Path:
+        """One file per site and stage group ("crawl": the crawl and download stages,
+        "curate"), replaced whole by the next run of that group."""
+        return self.parquet / "rejections" / f"site={site}" / f"{stage_group}.parquet"
+
+    @property
     def curated_pairs_parquet(self) -> Path:
-        return self.root / "parquet" / "curated_pairs" / "curated_pairs.parquet"
+        return self.parquet / "curated_pairs" / "curated_pairs.parquet"
 
     @property
     def near_duplicates_parquet(self) -> Path:
         """The near-duplicate pairs behind curated_pairs' clusters."""
-        return self.root / "parquet" / "curated_pairs" / "near_duplicates.parquet"
+        return self.parquet / "near_duplicates" / "near_duplicates.parquet"
+
+    def checkpoint_record(self, run: str) -> Path:
+        """One fine-tuning run's registered checkpoint (one row); a file per run, so two
+        trainings never rewrite each other's rows."""
+        return self.parquet / "model_checkpoints" / f"{run}.parquet"
+
+    def metrics_parquet(self, evaluation: str) -> Path:
+        """One evaluation's metric rows; a file per evaluation, so concurrent evaluations
+        append without a lock."""
+        return self.parquet / "metrics" / f"{evaluation}.parquet"
 
     @property
     def training_export(self) -> Path:
@@ -100,22 +124,9 @@ class DataPaths:
         return self.root / "training" / "runs"
 
     @property
-    def checkpoints_parquet(self) -> Path:
-        """The registry of fine-tuned checkpoints (one row per run's best)."""
-        return self.root / "parquet" / "model_checkpoints" / "model_checkpoints.parquet"
-
-    @property
-    def metrics_parquet(self) -> Path:
-        """Every evaluation's metric rows (appended; the DuckDB `metrics` table mirrors it)."""
-        return self.root / "parquet" / "metrics" / "metrics.parquet"
-
-    @property
     def reports(self) -> Path:
         """Plots and tables written beside the metrics, one folder per evaluation."""
         return self.root / "reports"
-
-    def raw_products_parquet(self, site: str) -> Path:
-        return self.root / "parquet" / "raw_products" / f"site={site}" / "raw_products.parquet"
 
     @property
     def catalog_db(self) -> Path:

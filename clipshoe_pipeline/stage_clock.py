@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from clipshoe_pipeline.markdown import markdown_table
+
 
 @dataclass
 class StageClock:
@@ -28,9 +30,9 @@ class StageClock:
         self.stages[name] = (seconds, peak_rss_mib())
 
     def markdown(self) -> str:
-        rows = ["| stage | seconds | peak RSS so far (MiB) |", "|---|---:|---:|"]
-        rows += [f"| {name} | {seconds:.2f} | {peak:.0f} |" for name, (seconds, peak) in self.stages.items()]
-        return "\n".join(rows)
+        return markdown_table(["stage", "seconds", "peak RSS so far (MiB)"],
+                              ([name, f"{seconds:.2f}", f"{peak:.0f}"] for name, (seconds, peak) in self.stages.items()),
+                              numeric_from=1)
 
 
 def peak_rss_mib() -> float:

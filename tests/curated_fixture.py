@@ -35,7 +35,8 @@ def write_curated_pairs(root: Path, products: int = 120, images_per_product: int
             pair_id = hashlib.sha256(f"tiki:{product}:{pose}".encode()).hexdigest()[:16]
             rows.append({"pair_id": pair_id, "site": "tiki", "product_id": str(product), "image_path": str(relative),
                          "image_sha256": hashlib.sha256((root / relative).read_bytes()).hexdigest(),
-                         "cluster_id": product * 10 + pose, "caption": f"giày {kind.replace('_', ' ')} màu {colour}"})
+                         "cluster_id": product * 10 + pose, "caption": f"giày {kind.replace('_', ' ')} màu {colour}",
+                         "category_leaf": kind.replace("_", " ")})
     splits = grouped_split([f"tiki:{r['product_id']}" for r in rows], [r["cluster_id"] for r in rows], test_fraction)
     table = pa.Table.from_pylist([dict(row, split=side) for row, side in zip(rows, splits)])
     write_parquet_atomic(table, paths.curated_pairs_parquet)

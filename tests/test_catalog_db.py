@@ -1,86 +1,112 @@
-"""The DuckDB catalog writer: per-site replacement, idempotent rejections."""
+"""The catalog: views over the Parquet datasets, no table data, safe with concurrent writers."""
 
 from __future__ import annotations
 
+import multiprocessing
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
 import pytest
 
-from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.catalog_db import DATASETS, CatalogDB
 from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
+from clipshoe_pipeline.paths import DataPaths
 from tests.test_parquet_io import item_row
 
 
 @pytest.fixture
-def catalog(tmp_path) -> CatalogDB:
-    return CatalogDB(path=str(tmp_path / "clipshoe.duckdb"))
+def paths(tmp_path) -> DataPaths:
+    return DataPaths(tmp_path)
 
 
-def site_file(tmp_path, site: str, ids: list[str]):
-    path = tmp_path / f"site={site}" / "raw_products.parquet"
-    write_parquet_atomic(raw_products_table([item_row(i, site=site) for i in ids]), path)
-    return path
+@pytest.fixture
+def catalog(paths) -> CatalogDB:
+    return CatalogDB(path=str(paths.catalog_db))
 
 
-def ids_by_site(catalog: CatalogDB) -> dict[str, list[str]]:
-    rows = catalog.query("SELECT site, list(product_id ORDER BY product_id) AS ids FROM raw_products GROUP BY site")
-    return {row["site"]: row["ids"] for row in rows}
+def write_site(paths: DataPaths, site: str, ids: list[str]) -> None:
+    write_parquet_atomic(raw_products_table([item_row(i, site=site) for i in ids]), paths.raw_products_parquet(site))
 
 
-def test_replacing_a_site_twice_keeps_one_copy_and_leaves_other_sites_alone(catalog, tmp_path):
-    assert catalog.replace_site_rows("raw_products", "sendo", site_file(tmp_path, "sendo", ["s1"])) == 1
-    assert catalog.replace_site_rows("raw_products", "tiki", site_file(tmp_path, "tiki", ["1", "2"])) == 2
-    assert catalog.replace_site_rows("raw_products", "tiki", site_file(tmp_path, "tiki", ["2", "3"])) == 2
-    assert ids_by_site(catalog) == {"sendo": ["s1"], "tiki": ["2", "3"]}
+def catalog_objects(paths: DataPaths) -> dict[str, str]:
+    with duckdb.connect(str(paths.catalog_db), read_only=True) as connection:
+        return dict(connection.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
 
 
-def test_a_file_with_another_sites_rows_is_refused_and_nothing_changes(catalog, tmp_path):
-    catalog.replace_site_rows("raw_products", "tiki", site_file(tmp_path, "tiki", ["1"]))
-    with pytest.raises(ValueError, match="other than 'tiki'"):
-        catalog.replace_site_rows("raw_products", "tiki", site_file(tmp_path, "sendo", ["s1"]))
-    assert ids_by_site(catalog) == {"tiki": ["1"]}
+def test_every_dataset_is_a_view_over_its_files_and_the_catalog_holds_no_rows(paths, catalog):
+    write_site(paths, "tiki", ["1", "2"])
+    write_site(paths, "sendo", ["s1"])
+    catalog.publish()
+    assert catalog_objects(paths) == {"raw_products": "VIEW"}
+    rows = catalog.query("SELECT site, count(*) AS n FROM raw_products GROUP BY site ORDER BY site")
+    assert rows == [{"site": "sendo", "n": 1}, {"site": "tiki", "n": 2}]
+    write_site(paths, "tiki", ["3"])  # a new crawl replaces the file: readers see it without publishing
+    assert catalog.query("SELECT list(product_id) AS ids FROM raw_products WHERE site = 'tiki'") == [{"ids": ["3"]}]
+    with duckdb.connect(str(paths.catalog_db), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)
 
 
-def test_table_names_must_be_plain_identifiers(catalog, tmp_path):
-    with pytest.raises(ValueError):
-        catalog.replace_site_rows("raw_products; DROP TABLE x", "tiki", site_file(tmp_path, "tiki", ["1"]))
+def test_publishing_is_idempotent_writes_only_what_changed_and_drops_a_view_without_files(paths, catalog):
+    write_site(paths, "tiki", ["1"])
+    catalog.publish("raw_products")
+    written = paths.catalog_db.stat().st_mtime_ns
+    catalog.publish("raw_products")
+    catalog.publish()  # datasets without files: nothing to create
+    assert paths.catalog_db.stat().st_mtime_ns == written
+    paths.raw_products_parquet("tiki").unlink()
+    catalog.publish("raw_products")
+    assert catalog.tables() == set()
 
 
-def rejection(product_id: str, stage: str = "download", site: str = "tiki") -> dict:
-    return {"site": site, "product_id": product_id, "url": f"https://tiki.vn/p{product_id}.html",
-            "image_url": "https://salt.tikicdn.com/x.jpg", "stage": stage, "reason": "too_small"}
+def test_a_moved_data_dir_gets_views_pointing_at_its_own_files(tmp_path):
+    old, new = DataPaths(tmp_path / "old"), DataPaths(tmp_path / "new")
+    write_site(old, "tiki", ["1"])
+    CatalogDB(path=str(old.catalog_db)).publish()
+    (tmp_path / "old").rename(tmp_path / "new")
+    write_site(new, "tiki", ["1", "2"])
+    catalog = CatalogDB(path=str(new.catalog_db))
+    catalog.publish()
+    assert catalog.query("SELECT count(*) AS n FROM raw_products") == [{"n": 2}]
 
 
-def test_a_sites_rejections_follow_its_latest_crawl_and_other_sites_are_kept(catalog):
-    assert catalog.replace_site_rejections("tiki", "run-1", [rejection("1"), rejection("2", "crawl")]) == 2
-    catalog.replace_site_rejections("sendo", "run-1", [rejection("9", site="sendo")])
-    catalog.replace_site_rejections("tiki", "run-2", [rejection("3")])
-    catalog.replace_site_rejections("tiki", "run-2", [rejection("3"), rejection("4")])
-    rows = catalog.query("SELECT site, run_id, product_id FROM rejections ORDER BY site, product_id")
-    assert [(r["site"], r["run_id"], r["product_id"]) for r in rows] == [
-        ("sendo", "run-1", "9"), ("tiki", "run-2", "3"), ("tiki", "run-2", "4")]
+def test_a_file_written_before_a_column_existed_reads_it_as_null(paths, catalog):
+    write_site(paths, "tiki", ["1"])
+    write_parquet_atomic(raw_products_table([item_row("s1", site="sendo")]).append_column(
+        "seller", pa.array(["shop 7"])), paths.raw_products_parquet("sendo"))
+    catalog.publish()
+    rows = catalog.query("SELECT site, seller FROM raw_products ORDER BY site")
+    assert rows == [{"site": "sendo", "seller": "shop 7"}, {"site": "tiki", "seller": None}]
 
 
-def test_rejections_of_another_site_or_stage_are_refused(catalog):
-    with pytest.raises(ValueError, match="outside"):
-        catalog.replace_site_rejections("tiki", "run-1", [rejection("1", site="sendo")])
-    with pytest.raises(ValueError, match="outside"):
-        catalog.replace_site_rejections("tiki", "run-1", [rejection("1", stage="curate")])
+def test_batches_read_the_files_in_the_order_asked_for_with_optional_columns(paths, catalog):
+    write_site(paths, "tiki", ["1", "2"])
+    write_site(paths, "sendo", ["s1"])
+    batches = list(catalog.batches("raw_products", ("site", "product_id"), optional=("seller",),
+                                   order=["site=tiki", "site=sendo"]))
+    assert [row["product_id"] for batch in batches for row in batch.to_pylist()] == ["1", "2", "s1"]
+    assert all(batch.schema.names == ["site", "product_id"] for batch in batches)
 
 
-def _replace_repeatedly(database: str, site: str, parquet: str) -> None:
-    for _ in range(5):
-        CatalogDB(path=database).replace_site_rows("raw_products", site, parquet)
+def _write_metrics(data_dir: str, evaluation: str, rows: int) -> None:
+    paths = DataPaths(Path(data_dir))
+    table = pa.table({"model": [evaluation] * rows, "value": [0.5] * rows})
+    write_parquet_atomic(table, paths.metrics_parquet(evaluation))
+    CatalogDB(path=str(paths.catalog_db)).publish("metrics")
+    CatalogDB(path=str(paths.catalog_db)).query("SELECT count(*) FROM metrics")
 
 
-def test_writers_in_parallel_processes_wait_for_each_other_instead_of_failing(catalog, tmp_path):
-    import multiprocessing
-
-    sites = ["tiki", "sendo", "shopee"]
-    files = {site: str(site_file(tmp_path, site, [f"{site}-1", f"{site}-2"])) for site in sites}
+def test_concurrent_writers_of_an_append_only_dataset_keep_every_row(paths, catalog):
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_replace_repeatedly, args=(catalog.path, site, files[site])) for site in sites]
+    workers = [context.Process(target=_write_metrics, args=(str(paths.root), f"eval-{i}", 10 + i)) for i in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=60)
-    assert [worker.exitcode for worker in workers] == [0, 0, 0]
-    assert ids_by_site(catalog) == {site: [f"{site}-1", f"{site}-2"] for site in sites}
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    rows = catalog.query("SELECT model, count(*) AS n FROM metrics GROUP BY model ORDER BY model")
+    assert rows == [{"model": f"eval-{i}", "n": 10 + i} for i in range(4)]
+
+
+def test_every_catalog_name_of_the_contract_is_a_dataset():
+    assert {"raw_products", "curated_pairs", "rejections", "metrics", "model_checkpoints"} <= set(DATASETS)

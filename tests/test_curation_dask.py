@@ -16,7 +16,8 @@ from clipshoe_pipeline.curation.dask_engine import DaskCluster, WorkerStepFailed
 from clipshoe_pipeline.curation.features import LocalPool, image_features, run_counts
 from clipshoe_pipeline.curation.images import NormaliseConfig
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
-from clipshoe_pipeline.defs.curate.resources import DASK_ADDRESS_ENV, ImageEngine, resources
+from clipshoe_pipeline.defs.curate.resources import ImageEngine, resources
+from clipshoe_pipeline.settings import DASK_ADDRESS
 from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths
 from tests.test_curation_hashing import Store, catalog_images  # noqa: F401 (a fixture)
@@ -88,7 +89,7 @@ def curate(root, images: list[bytes], image_engine: ImageEngine, monkeypatch) ->
 
 
 def test_curated_pairs_on_the_cluster_named_by_the_env_var(tmp_path, catalog_images, cluster, monkeypatch):
-    monkeypatch.setenv(DASK_ADDRESS_ENV, cluster)
+    monkeypatch.setenv(DASK_ADDRESS, cluster)
     on_cluster = resources().resources["image_engine"]
     result = curate(tmp_path / "dask", catalog_images, on_cluster, monkeypatch)
     curate(tmp_path / "local", catalog_images, ImageEngine(), monkeypatch)
@@ -99,7 +100,7 @@ def test_curated_pairs_on_the_cluster_named_by_the_env_var(tmp_path, catalog_ima
 
 
 def test_without_the_env_var_the_local_pool_runs_with_the_run_configs_workers(monkeypatch):
-    monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
+    monkeypatch.delenv(DASK_ADDRESS, raising=False)
     assert resources().resources["image_engine"].engine(3) == LocalPool(3)
 
 

@@ -16,7 +16,9 @@ from clipshoe_pipeline.defs.evaluate.checks import (model_metrics_rates_in_range
                                                     model_metrics_same_queries_for_every_model)
 from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
-from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZAPPOS_DIR_ENV
+from clipshoe_pipeline.paths import DataPaths
+from clipshoe_pipeline.settings import ZAPPOS_DIR
+from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED
 from clipshoe_pipeline.training.models import TINY_MODEL
 from tests.curated_fixture import write_curated_pairs
 from tests.test_evaluation_zappos import build_zappos_fixture
@@ -41,14 +43,14 @@ def metadata_of(result: dg.ExecuteInProcessResult) -> dict:
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see test_finetune_asset
-    monkeypatch.delenv(ZAPPOS_DIR_ENV, raising=False)
+    monkeypatch.delenv(ZAPPOS_DIR, raising=False)
     write_curated_pairs(tmp_path, products=90, images_per_product=3)
     return tmp_path
 
 
 def test_baseline_and_finetuned_side_by_side_on_zappos_and_the_held_out_split(data_dir, monkeypatch):
     build_zappos_fixture(data_dir / "zappos")
-    monkeypatch.setenv(ZAPPOS_DIR_ENV, str(data_dir / "zappos"))
+    monkeypatch.setenv(ZAPPOS_DIR, str(data_dir / "zappos"))
     with dg.DagsterInstance.ephemeral() as instance:
         trained = run_job(instance, "finetune_job", "finetuned_clip", {**TINY, "epochs": 2})
         assert trained.success
@@ -106,32 +108,27 @@ def test_checks_catch_impossible_rates_and_uneven_query_counts(tmp_path):
         {"model": model, "checkpoint": "c", "dataset": "d", "task": "retrieval", "attribute": None,
          "metric": "image_retrieval_recall", "k": 1, "value": value, "n": n, "evaluated_at": WHEN}
         for model, value, n in (("baseline", 0.5, 10), ("finetuned", 1.5, 9))], schema=METRICS_SCHEMA)
-    write_parquet_atomic(rows, tmp_path / "metrics.parquet")
-    db.replace_table("metrics", tmp_path / "metrics.parquet")
+    write_parquet_atomic(rows, DataPaths(tmp_path).metrics_parquet("one-evaluation"))
+    db.publish("metrics")
     assert not model_metrics_rates_in_range(catalog=db).passed
     assert not model_metrics_same_queries_for_every_model(catalog=db).passed
 
 
-def test_category_leaves_are_cleaned_as_captions_from_each_products_latest_crawl(tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from clipshoe_pipeline.catalog_db import CatalogDB
+def test_category_leaves_come_from_the_pairs_and_products_without_one_have_none():
     from clipshoe_pipeline.defs.evaluate.assets import category_leaves
 
-    catalog = CatalogDB(path=str(tmp_path / "catalog.duckdb"))
-    assert category_leaves(catalog) is None  # nothing crawled yet: no test-split zero-shot
-    rows = [("tiki", "1", ["Giày", "Giày cũ"], "2026-11-01T00:00:00Z"),
-            ("tiki", "1", ["Giày", "<b>Giày  thể thao</b>"], "2026-11-20T00:00:00Z"),
-            ("tiki", "2", [], "2026-11-20T00:00:00Z"),
-            ("tiki", "3", ["Giày nữ", "🔥🔥"], "2026-11-20T00:00:00Z"),  # an empty leaf: its parent, as captions
-            ("sendo", "1", ["Giày tây"], "2026-11-20T00:00:00Z")]
-    table = pa.table({name: list(column) for name, column in zip(
-        ("site", "product_id", "category_path", "crawled_at"), zip(*rows))})
-    pq.write_table(table, tmp_path / "raw.parquet")
-    catalog.replace_table("raw_products", tmp_path / "raw.parquet")
-    assert category_leaves(catalog) == {("tiki", "1"): "Giày thể thao", ("tiki", "3"): "Giày nữ",
-                                        ("sendo", "1"): "Giày tây"}
+    pairs = pa.table({"site": ["tiki", "tiki", "sendo"], "product_id": ["1", "2", "1"],
+                      "category_leaf": ["Giày thể thao", None, "Giày tây"]})
+    assert category_leaves(pairs) == {("tiki", "1"): "Giày thể thao", ("sendo", "1"): "Giày tây"}
+
+
+def test_zappos_is_found_through_the_run_config_too(data_dir):
+    build_zappos_fixture(data_dir / "zappos")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run_job(instance, "evaluate_job", "model_metrics",
+                         {**TINY_BASELINE, "zappos_dir": str(data_dir / "zappos"), "languages": ["en"]})
+    assert result.success
+    assert metadata_of(result)["zappos"]["items"] == 5
 
 
 def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data_dir):
@@ -153,7 +150,7 @@ def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data
 
 def test_nothing_to_evaluate_on_and_an_absent_gpu_fail_saying_so(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSHOE_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv(ZAPPOS_DIR_ENV, raising=False)
+    monkeypatch.delenv(ZAPPOS_DIR, raising=False)
     with dg.DagsterInstance.ephemeral() as instance:
         nothing = run_job(instance, "evaluate_job", "model_metrics", TINY_BASELINE)
         write_curated_pairs(tmp_path, products=10, images_per_product=1)

@@ -13,8 +13,7 @@ from PIL import Image
 
 from clipshoe_pipeline.evaluation.metrics_table import metrics_table
 from clipshoe_pipeline.evaluation.suites import EvaluatedModel, zappos_metrics
-from clipshoe_pipeline.evaluation.zappos import (NOT_CONFIGURED, ZAPPOS_DIR_ENV, configured_zappos_dir,
-                                                 load_zappos, split_values)
+from clipshoe_pipeline.evaluation.zappos import load_zappos, split_values
 from clipshoe_pipeline.training.weights import resolve_weights
 
 HEADER = ["CID", "Category", "SubCategory", "HeelHeight", "Insole", "Closure", "Gender", "Material", "ToeStyle"]
@@ -84,14 +83,6 @@ def test_plain_image_folder_when_square_is_absent(tmp_path):
     assert load_zappos(tmp_path).report.image_dir == "ut-zap50k-images"
     with pytest.raises(FileNotFoundError):
         load_zappos(tmp_path / "elsewhere")
-
-
-def test_not_configured_without_the_variable(monkeypatch, zappos_root):
-    monkeypatch.delenv(ZAPPOS_DIR_ENV, raising=False)
-    assert configured_zappos_dir() is None
-    assert ZAPPOS_DIR_ENV in NOT_CONFIGURED
-    monkeypatch.setenv(ZAPPOS_DIR_ENV, str(zappos_root))
-    assert configured_zappos_dir() == zappos_root
 
 
 def test_zero_shot_end_to_end_with_the_tiny_model(zappos_root, tmp_path):

@@ -105,7 +105,7 @@ def test_locked_towers_checkpointing_accumulation_and_a_timm_optimizer_train(dat
 
 def test_a_killed_run_resumes_from_its_latest_checkpoint(data_dir):
     config = FinetuneConfig(**{**TINY, "epochs": 3})
-    run, spec, _, _ = prepare_run(config)
+    run, spec, _, _ = prepare_run(config, CatalogDB())
     trainer = subprocess.Popen(trainer_command(run, spec.gpus), cwd=PROJECT_ROOT, env={**os.environ, **trainer_env(spec)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -31,7 +31,8 @@ from clipshoe_pipeline.curation.hashing import THUMB_SIDE
 from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
-from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_caption
+from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_caption, clean_category_path
+from clipshoe_pipeline.rejections import REJECTED
 from clipshoe_pipeline.stage_clock import StageClock
 
 _Column = pa.Array | pa.ChunkedArray
@@ -50,10 +51,6 @@ FEATURE_COLUMNS = ("sha256", "status", "reason", "norm_path", "norm_width", "nor
 
 _CHOSEN_COLUMNS = ("sha256", "norm_path", "norm_width", "norm_height", "phash", "dhash", "mean_r", "mean_g", "mean_b")
 
-REJECTIONS_SCHEMA = pa.schema([
-    ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("image_url", pa.string()),
-    ("stage", pa.string()), ("reason", pa.string()),
-])
 # The near-duplicate pairs that formed the clusters, persisted with the dataset so
 # that its checks read them instead of searching again.
 NEAR_DUPLICATES_SCHEMA = pa.schema([
@@ -65,7 +62,8 @@ NEAR_DUPLICATES_SCHEMA = pa.schema([
 # The stored images of shoe products as curation offers them, one row per (product, distinct picture).
 _OFFERED_IMAGES_SCHEMA = pa.schema([
     ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("caption", pa.string()),
-    ("image_url", pa.string()), ("sha256", pa.string()), ("product", pa.int64()),  # product: its number in the input
+    ("category_leaf", pa.string()), ("image_url", pa.string()), ("sha256", pa.string()),
+    ("product", pa.int64()),  # its number in the input
 ])
 
 CURATED_PAIRS_SCHEMA = pa.schema([
@@ -83,6 +81,9 @@ CURATED_PAIRS_SCHEMA = pa.schema([
     pa.field("cluster_id", pa.int64(), nullable=False),  # stable: from the cluster's smallest sha256
     pa.field("cluster_size", pa.int64(), nullable=False),  # pictures merged into this pair's cluster
     pa.field("caption", pa.string(), nullable=False),
+    # The shop's most specific category, cleaned as captions clean it (null: none): the
+    # classes of the held-out zero-shot evaluation.
+    pa.field("category_leaf", pa.string()),
     pa.field("url", pa.string(), nullable=False),  # the product page
     pa.field("split", pa.string(), nullable=False),  # train | test
 ])
@@ -103,7 +104,7 @@ class CurationConfig:
 @dataclass
 class Curated:
     pairs: pa.Table  # CURATED_PAIRS_SCHEMA
-    rejections: pa.Table  # REJECTIONS_SCHEMA
+    rejections: pa.Table  # REJECTED
     near_duplicates: pa.Table  # NEAR_DUPLICATES_SCHEMA
     cluster_examples: dict[int, list[str]]  # the largest merged clusters: cluster_id -> image paths, kept first
     products_in: int
@@ -119,6 +120,7 @@ class _Offered:
     product_id: pa.Array
     url: pa.Array
     caption: pa.Array
+    category_leaf: pa.Array
     image_url: pa.Array
     feature: np.ndarray  # row of the features table
 
@@ -158,7 +160,7 @@ def curate(products: Iterable[pa.RecordBatch], features: pa.Table, normalised_pr
                                test_fraction=config.test_fraction, seed=config.split_seed)
         kept = kept.append_column("split", pa.array(splits, pa.string())).sort_by("pair_id")
     return Curated(pairs=kept.cast(CURATED_PAIRS_SCHEMA), rejections=pa.concat_tables(rejections) if rejections
-                   else REJECTIONS_SCHEMA.empty_table(), near_duplicates=near_duplicates,
+                   else REJECTED.empty_table(), near_duplicates=near_duplicates,
                    cluster_examples=examples_of, products_in=products_in, images_in=images_in,
                    test_fraction=achieved_test_fraction(splits) if splits else 0.0)
 
@@ -178,6 +180,7 @@ def _offered_images(rows: list[dict], caption_config: CaptionConfig,
             rejected.add(product, None, reason)
             continue
         caption = build_caption(product, caption_config)
+        category_path = clean_category_path(product.get("category_path"))
         seen_in_product: set[str] = set()
         listed = 0
         for image in as_list(product.get("images")):
@@ -189,7 +192,8 @@ def _offered_images(rows: list[dict], caption_config: CaptionConfig,
             seen_in_product.add(image["sha256"])
             listed += 1
             for key, value in (("site", product["site"]), ("product_id", product["product_id"]),
-                               ("url", product["url"]), ("caption", caption), ("image_url", image["url"]),
+                               ("url", product["url"]), ("caption", caption),
+                               ("category_leaf", category_path[-1] if category_path else None), ("image_url", image["url"]),
                                ("sha256", image["sha256"]), ("product", number)):
                 images[key].append(value)
         if not listed:
@@ -222,7 +226,7 @@ def _usable(images: pa.Table, features: pa.Table, rejections: list[pa.Table]) ->
         rejections.append(rejected.table())
     keep = pa.array(np.flatnonzero(ok))
     return _Offered(*(images.column(name).take(keep).combine_chunks()
-                      for name in ("site", "product_id", "url", "caption", "image_url")),
+                      for name in ("site", "product_id", "url", "caption", "category_leaf", "image_url")),
                     feature=row[ok].astype(np.int64))
 
 
@@ -290,7 +294,8 @@ def _canonical(usable: _Offered, features: pa.Table, normalised_prefix: str, rej
         "mean_rgb": pa.FixedSizeListArray.from_arrays(pa.array(colours[canonical].ravel(), pa.int16()), 3),
         "cluster_id": pa.array(cluster_id[root[canonical]], pa.int64()),
         "cluster_size": pa.array(cluster_size[picture[canonical]], pa.int64()),
-        "caption": usable.caption.take(canonical), "url": usable.url.take(canonical),
+        "caption": usable.caption.take(canonical), "category_leaf": usable.category_leaf.take(canonical),
+        "url": usable.url.take(canonical),
     })
     return kept, near_duplicates, examples_of
 
@@ -351,7 +356,7 @@ def _rejected(site: _Column, product_id: _Column, url: _Column, image_url: _Colu
     """Curate-stage rejections of these images, all for `reason`."""
     return pa.table({"site": site, "product_id": product_id, "url": url, "image_url": image_url,
                      "stage": pa.array([STAGE] * len(site), pa.string()),
-                     "reason": pa.array([reason] * len(site), pa.string())}, schema=REJECTIONS_SCHEMA)
+                     "reason": pa.array([reason] * len(site), pa.string())}, schema=REJECTED)
 
 
 def _examples(order: np.ndarray, root: np.ndarray, cluster_id: np.ndarray, image_path: pa.Array,
@@ -386,17 +391,17 @@ class _RejectionRows:
     """Rejections of one batch, gathered as columns."""
 
     def __init__(self):
-        self.columns: dict[str, list] = {name: [] for name in REJECTIONS_SCHEMA.names}
+        self.columns: dict[str, list] = {name: [] for name in REJECTED.names}
 
     def add(self, product: dict, image_url: str | None, reason: str) -> None:
         self.add_row(product["site"], product["product_id"], product.get("url"), image_url, reason)
 
     def add_row(self, site: str, product_id: str, url: str | None, image_url: str | None, reason: str) -> None:
-        for name, value in zip(REJECTIONS_SCHEMA.names, (site, product_id, url, image_url, STAGE, reason)):
+        for name, value in zip(REJECTED.names, (site, product_id, url, image_url, STAGE, reason)):
             self.columns[name].append(value)
 
     def table(self) -> pa.Table:
-        return pa.table(self.columns, schema=REJECTIONS_SCHEMA)
+        return pa.table(self.columns, schema=REJECTED)
 
 
 def rejection_counts(rejections: pa.Table) -> Counter:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clipshoe_pipeline.curation.text import clean_category_path, clean_title
+from clipshoe_pipeline.markdown import markdown_table
 from clipshoe_pipeline.plots import pyplot, save_figure
 
 SELLER = "seller"
@@ -106,25 +107,24 @@ def concentration_numbers(report: dict[str, Spread]) -> dict[str, float]:
 
 
 def concentration_markdown(report: dict[str, Spread]) -> str:
-    rows = [f"| dimension | values | known | top-{TOP} share | normalised entropy |", "|---|---:|---:|---:|---:|"]
-    rows += [f"| {s.dimension} | {len(s.pairs) - (UNKNOWN in s.pairs)} | {_percent(s.known, s.total)} | "
-             f"{s.top_share:.1%} | {s.normalised_entropy:.3f} |" for s in report.values()]
+    rows = [[s.dimension, len(s.pairs) - (UNKNOWN in s.pairs), _percent(s.known, s.total), f"{s.top_share:.1%}",
+             f"{s.normalised_entropy:.3f}"] for s in report.values()]
     if SELLER not in report:
-        rows.append(f"| {SELLER} | (no product has a seller: not crawled yet) | | | |")
-    return "\n".join(rows)
+        rows.append([SELLER, "(no product has a seller: not crawled yet)", "", "", ""])
+    return markdown_table(["dimension", "values", "known", f"top-{TOP} share", "normalised entropy"], rows,
+                          numeric_from=1)
 
 
 def spread_markdown(spread: Spread) -> str:
     """Pairs per value and split; beyond TABLE_ROWS values the rest are summed in one row."""
-    rows = [f"| {spread.dimension} | {' | '.join(SPLITS)} | all | share |", "|---|" + "---:|" * (len(SPLITS) + 2)]
     listed = list(spread.pairs.items())
     shown, rest = listed[:TABLE_ROWS], listed[TABLE_ROWS:]
     if rest:
         shown.append((f"({len(rest)} other values)",
                       {split: sum(counts[split] for _, counts in rest) for split in (*SPLITS, "all")}))
-    rows += [f"| {value} | {' | '.join(str(counts[split]) for split in SPLITS)} | {counts['all']} | "
-             f"{_percent(counts['all'], spread.total)} |" for value, counts in shown]
-    return "\n".join(rows)
+    return markdown_table([spread.dimension, *SPLITS, "all", "share"],
+                          ([value, *(counts[split] for split in SPLITS), counts["all"], _percent(counts["all"], spread.total)]
+                           for value, counts in shown), numeric_from=1)
 
 
 def write_plot(report: dict[str, Spread], path: Path) -> str:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from clipshoe_pipeline.markdown import markdown_table
+
 if TYPE_CHECKING:  # the metric modules import torch; building rows from their results needs none
     from clipshoe_pipeline.evaluation.retrieval import DirectionResult, RetrievalResult
     from clipshoe_pipeline.evaluation.zeroshot import ZeroShotResult
@@ -107,12 +109,12 @@ def markdown_comparison(table: pa.Table, baseline_model: str) -> str:
     models = list(dict.fromkeys([baseline_model, *(row["model"] for row in rows)]))
     value_of = {(*(row[key] for key in _KEY), row["model"]): row["value"] for row in rows}
     keys = sorted({tuple(row[key] for key in _KEY) for row in rows}, key=lambda key: tuple(map(_sortable, key)))
-    lines = ["| " + " | ".join([*_KEY, *models]) + " |", "|" + "---|" * (len(_KEY) + len(models))]
-    for key in keys:
+    def line(key: tuple) -> list[str]:
         baseline = value_of.get((*key, baseline_model))
         cells = [_cell(value_of.get((*key, model)), None if model == baseline_model else baseline) for model in models]
-        lines.append("| " + " | ".join([*("" if part is None else str(part) for part in key), *cells]) + " |")
-    return "\n".join(lines)
+        return [*("" if part is None else str(part) for part in key), *cells]
+
+    return markdown_table([*_KEY, *models], map(line, keys))
 
 
 def _cell(value: float | None, baseline: float | None) -> str:

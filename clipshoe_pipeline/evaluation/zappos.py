@@ -17,21 +17,20 @@ one material does not become two classes.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ZAPPOS_DIR_ENV = "CLIPSHOE_ZAPPOS_DIR"
 IMAGE_DIRS = ("ut-zap50k-images-square", "ut-zap50k-images")  # preferred first
 METADATA_CSV = Path("ut-zap50k-data") / "meta-data.csv"
 METADATA_ATTRIBUTES = ("Category", "SubCategory", "HeelHeight", "Insole", "Closure", "Gender", "Material",
                        "ToeStyle")
 # Insole is left out: it cannot be seen on a photo of the outside of a shoe.
 EVALUATED_ATTRIBUTES = ("Category", "SubCategory", "Gender", "Closure", "Material", "HeelHeight", "ToeStyle")
-NOT_CONFIGURED = f"UT Zappos50K evaluation not configured: set {ZAPPOS_DIR_ENV} to a local copy (official layout)"
+NOT_CONFIGURED = ("UT Zappos50K evaluation not configured: set CLIPSHOE_ZAPPOS_DIR (or the evaluation's "
+                  "zappos_dir) to a local copy (official layout)")
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -62,12 +61,6 @@ class ZapposReport:
 class ZapposDataset:
     items: list[ZapposItem]
     report: ZapposReport
-
-
-def configured_zappos_dir() -> Path | None:
-    """$CLIPSHOE_ZAPPOS_DIR, or None when it is unset or empty."""
-    value = os.environ.get(ZAPPOS_DIR_ENV)
-    return Path(value) if value else None
 
 
 def load_zappos(root: Path) -> ZapposDataset:

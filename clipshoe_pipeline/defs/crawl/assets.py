@@ -1,41 +1,46 @@
-"""The crawl layer's asset: one Scrapy crawl per site, published as Parquet + DuckDB.
+"""The crawl layer's asset: one Scrapy crawl per site, published as Parquet.
 
 The crawl and the publishing are separate steps on purpose: `ScrapyCrawler` runs the
-subprocess and leaves its journal in the job dir; `publish_crawl` turns a finished
-journal into the Parquet file, the catalog rows and the materialization's metadata.
-It is a plain function, so it is tested with a hand-written journal, no subprocess.
+subprocess and leaves its output in the job dir; `publish_crawl` turns a finished
+crawl (read through scrapers.interface, the crawl's one window to the pipeline) into
+the site's raw_products and rejections files, the catalog's views of them and the
+materialization's metadata. It is a plain function, so it is tested with a
+hand-written journal, no subprocess.
 
 Concurrency. Two crawls of one site must not share a job dir; crawls of different
 sites should run side by side. Pools are named statically, so a pool per site is not
 expressible on one partitioned asset, and a pool slot is held for the whole step: a
 "duckdb_writer" pool on this asset would serialise entire crawls to protect a
 sub-second write. So: one run per site at a time comes from the instance's run tag
-limit on `dagster/partition` (ensure_dagster_home writes it), and DuckDB writes are
-serialised by CatalogDB's file lock, which also covers writers outside Dagster.
+limit on `dagster/partition` (ensure_dagster_home writes it). Sites write separate
+Parquet files, so publishing needs no lock beyond the catalog's for its views.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the config and
 # resource types from the signatures at definition time.
 
-import json
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
 
+from clipshoe_common.files import tail
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
+from clipshoe_pipeline.markdown import cell, markdown_table
 from clipshoe_pipeline.parquet_io import RAW_PRODUCTS_SCHEMA, raw_products_table, write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths, data_paths
-from scrapers.extensions import STATS_FILE
+from clipshoe_pipeline.rejections import rejected_rows, stamped
+from scrapers import interface
+from scrapers.interface import CrawlOutput, read_crawl_output
 from scrapers.items import SITES
-from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
 
 SITE_PARTITIONS = dg.StaticPartitionsDefinition(list(SITES))
-NOTHING_COLLECTED = ("blocked", "empty")  # verdicts of scrapers.extensions.CrawlVerdict
+NOTHING_COLLECTED = (interface.BLOCKED, interface.EMPTY)
+FAILED_PAGES_CHECK = "raw_products_failed_page_ratio"
+REJECTIONS_GROUP = "crawl"  # the crawl and download stages' file in the rejections dataset
 PREVIEW_ROWS = 10
 LOG_TAIL_LINES = 30
 
@@ -47,6 +52,10 @@ class CrawlConfig(dg.Config):
     max_items: int | None = None  # products per crawl; None: no cap beyond the setting
     categories: list[str] | None = None  # category keys (each spider's categories); None: the defaults
     settings: dict[str, str] = {}  # Scrapy `-s` overrides for this run only
+    # Pages of one failure reason over all pages: above the first the failed-page check
+    # warns, above the second it fails (and blocks curation in the same run).
+    failed_pages_warn_ratio: float = 0.05
+    failed_pages_error_ratio: float = 0.25
 
     def spider_args(self) -> dict[str, object]:
         return {"max_pages": self.max_pages, "max_items": self.max_items,
@@ -55,21 +64,25 @@ class CrawlConfig(dg.Config):
 
 @dg.asset(
     partitions_def=SITE_PARTITIONS,
-    kinds={"scrapy", "parquet", "duckdb"},
+    kinds={"scrapy", "parquet"},
     group_name="crawl",
+    # Emitted by the asset itself: the ratio is in the crawl's stats, which only this
+    # step sees (the job dir is gone once the crawl is published).
+    check_specs=[dg.AssetCheckSpec(FAILED_PAGES_CHECK, asset="raw_products", blocking=True,
+                                   description="Per failure reason, failed pages over all pages of the crawl.")],
 )
 def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: ScrapyCrawler,
                  catalog: CatalogDB) -> dg.MaterializeResult:
     """Every shoe product a shop lists, with its images downloaded: the raw material of
     the image-text dataset. One partition per shop, so shops are crawled, retried and
-    scheduled independently. Written to Parquet (the source of truth) and the DuckDB
-    tables `raw_products` and `rejections`. A crawl that failed part-way keeps its job
-    dir, so re-running the partition resumes instead of starting over."""
+    scheduled independently. Written to Parquet, the site's files of the `raw_products`
+    and `rejections` datasets (catalog views of the same names). A crawl that failed
+    part-way keeps its job dir, so re-running the partition resumes instead of
+    starting over."""
     site = context.partition_key
     paths = data_paths()
-    job = paths.crawl_job(site)
-    # A verdict left by an earlier attempt must not be mistaken for this one's.
-    (job / STATS_FILE).unlink(missing_ok=True)
+    job = paths.crawl_jobdir(site)
+    interface.forget_verdict(job)
     # Pipes raises a non-public DagsterPipesExecutionError on a non-zero exit; any
     # failure to run the crawl is handled the same way. An interrupted run raises a
     # BaseException, which passes through untouched.
@@ -79,7 +92,9 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
     except Exception as exc:
         crawl_error = exc
     raise_unless_publishable(site, paths, crawl_error)
-    result = publish_crawl(site, job, paths.raw_products_parquet(site), catalog, context.run.run_id)
+    output = read_crawl_output(job)
+    result = publish_crawl(site, output, paths, catalog, context.run.run_id,
+                           check_results=[failed_pages_check(output, config)])
     shutil.rmtree(job)  # done: the next crawl of this site starts fresh
     return result
 
@@ -88,16 +103,16 @@ def raise_unless_publishable(site: str, paths: DataPaths, crawl_error: Exception
     """dg.Failure for a crawl that collected nothing (its job dir removed: nothing to
     resume, and Scrapy's seen-set would filter the retry's listing pages) or that
     failed part-way (its job dir kept for resuming, the log's tail in the message)."""
-    job = paths.crawl_job(site)
-    stats = read_stats(job) or {}
-    if stats.get("clipshoe/verdict") in NOTHING_COLLECTED:
+    job = paths.crawl_jobdir(site)
+    output = read_crawl_output(job)
+    if output.verdict in NOTHING_COLLECTED:
         shutil.rmtree(job)
-        raise_for_verdict(site, stats)
+        raise_for_verdict(site, output)
     if crawl_error is not None:
         log = paths.crawl_log(site)
         raise dg.Failure(
             description=(f"crawl of {site} failed ({crawl_error}); its job dir is kept, so a re-run resumes. "
-                         f"Last lines of {log}:\n{_tail(log)}"),
+                         f"Last lines of {log}:\n{tail(log, LOG_TAIL_LINES)}"),
             metadata={"crawl_log": dg.MetadataValue.path(str(log))},
         ) from crawl_error
 
@@ -108,50 +123,66 @@ crawl_job = dg.define_asset_job(
 )
 
 
-def publish_crawl(site: str, job: Path, parquet_path: Path, catalog: CatalogDB,
-                  run_id: str) -> dg.MaterializeResult:
-    """A finished crawl's job dir -> Parquet (atomically) -> DuckDB, with its metadata.
-    Raises dg.Failure when the crawl's verdict says it collected nothing."""
-    stats = read_stats(job)
-    if stats is None:
-        raise dg.Failure(f"crawl of {site} left no {STATS_FILE} in {job}: it did not finish")
-    raise_for_verdict(site, stats)
-    rows, duplicates = unique_by_product(read_jsonl(job / ITEMS))
-    write_parquet_atomic(raw_products_table(rows), parquet_path)
-    loaded = catalog.replace_site_rows("raw_products", site, parquet_path)
-    rejections, recovered = current_rejections(read_jsonl(job / REJECTIONS), rows)
-    catalog.replace_site_rejections(site, run_id, rejections)
+def publish_crawl(site: str, output: CrawlOutput, paths: DataPaths, catalog: CatalogDB, run_id: str,
+                  check_results: list[dg.AssetCheckResult] | None = None) -> dg.MaterializeResult:
+    """A finished crawl -> the site's raw_products and rejections files (each written
+    atomically; rejections first, so raw_products never shows a crawl whose rejections
+    are missing) -> the catalog's views, with the metadata. Raises dg.Failure when the
+    crawl did not finish or its verdict says it collected nothing."""
+    if not output.finished:
+        raise dg.Failure(f"crawl of {site} left no final stats in {output.job}: it did not finish")
+    raise_for_verdict(site, output)
+    rows, duplicates = unique_by_product(output.items())
+    foreign = {row["site"] for row in rows} - {site}
+    if foreign:  # they would land in this site's partition
+        raise dg.Failure(f"crawl of {site} holds products of other sites: {sorted(foreign)}")
+    table = raw_products_table(rows)
+    rejections, recovered = current_rejections(output.rejections(), rows)
+    write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
+    parquet_path = paths.raw_products_parquet(site)
+    write_parquet_atomic(table, parquet_path)
+    catalog.publish("raw_products", "rejections")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": loaded,
+        "dagster/row_count": table.num_rows,
         "dagster/column_schema": column_schema(),
-        **crawl_metadata(rows, stats),
+        **crawl_metadata(rows, output),
         "duplicates_dropped": duplicates,
         "rejections": len(rejections),
         "failures_recovered_on_resume": recovered,
         "preview": dg.MetadataValue.md(preview_markdown(rows[:PREVIEW_ROWS])),
         "parquet_path": dg.MetadataValue.path(str(parquet_path)),
-    })
+    }, check_results=check_results)
 
 
-def read_stats(job: Path) -> dict[str, Any] | None:
-    """The final Scrapy stats the crawl wrote (scrapers.extensions.CrawlVerdict), if any."""
-    path = job / STATS_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+def failed_pages_check(output: CrawlOutput, config: CrawlConfig) -> dg.AssetCheckResult:
+    """Failed pages per reason as a share of all pages: a shop that changed its pages
+    (parser errors, malformed bodies) or started blocking shows up here even when
+    enough items were collected for the crawl to count as done."""
+    pages = output.stat(interface.PAGES_STAT)
+    failed = output.counts(interface.FAILED_PAGES_PREFIX)
+    ratios = {reason: round(count / max(pages, count), 4) for reason, count in sorted(failed.items())}
+    worst = max(ratios.values(), default=0.0)
+    return dg.AssetCheckResult(
+        check_name=FAILED_PAGES_CHECK, passed=worst <= config.failed_pages_warn_ratio,
+        severity=dg.AssetCheckSeverity.ERROR if worst > config.failed_pages_error_ratio else dg.AssetCheckSeverity.WARN,
+        metadata={"pages": pages, "failed_pages": sum(failed.values()), "worst_ratio": worst,
+                  "ratio_by_reason": dg.MetadataValue.json(ratios), "warn_above": config.failed_pages_warn_ratio,
+                  "fail_above": config.failed_pages_error_ratio})
 
 
-def raise_for_verdict(site: str, stats: Mapping[str, Any]) -> None:
-    verdict = stats.get("clipshoe/verdict")
-    if verdict == "blocked":
+def raise_for_verdict(site: str, output: CrawlOutput) -> None:
+    verdict = output.verdict
+    if verdict == interface.BLOCKED:
         raise dg.Failure(
-            description=(f"{site} blocked the crawler throughout: {stats.get('clipshoe/blocked/count', 0)} "
-                         f"block pages out of {stats.get('downloader/request_count', 0)} requests, 0 items. "
+            description=(f"{site} blocked the crawler throughout: {output.stat(interface.BLOCKED_PREFIX + 'count')} "
+                         f"block pages out of {output.stat('downloader/request_count')} requests, 0 items. "
                          "See README 'Live crawling' (cookies/headers, browser handler)."),
-            metadata=_prefixed(stats, "clipshoe/blocked/"),
+            metadata=output.counts(interface.BLOCKED_PREFIX),
         )
-    if verdict == "empty":
+    if verdict == interface.EMPTY:
         raise dg.Failure(f"crawl of {site} collected no items (finish reason "
-                         f"{stats.get('finish_reason')!r}, {stats.get('downloader/request_count', 0)} requests)")
-    if verdict != "ok":
+                         f"{output.stat('finish_reason', None)!r}, {output.stat('downloader/request_count')} requests)")
+    if verdict != interface.OK:
         raise dg.Failure(f"crawl of {site} ended without a verdict ({verdict!r})")
 
 
@@ -185,37 +216,38 @@ def current_rejections(rejections: Iterable[dict[str, Any]],
     return list(unique.values()), recovered
 
 
-def crawl_metadata(rows: list[dict[str, Any]], stats: Mapping[str, Any]) -> dict[str, Any]:
+def crawl_metadata(rows: list[dict[str, Any]], output: CrawlOutput) -> dict[str, Any]:
     """Counts that say how the crawl went. Image counts come from the rows, so a resumed
     crawl reports all its products' images, not only this attempt's."""
     images = [image for row in rows for image in row["images"]]
     failed = Counter(image["reason"] for image in images if image["status"] != "ok")
-    requests = stats.get("downloader/request_count", 0)
-    elapsed = stats.get("elapsed_time_seconds") or 0
+    requests = output.stat("downloader/request_count")
+    elapsed = output.stat("elapsed_time_seconds") or 0
     return {
         "items": len(rows),
         "images_ok": len(images) - sum(failed.values()),
         "images_failed": sum(failed.values()),
         "images_failed_by_reason": dg.MetadataValue.json(dict(failed)),
         "requests": requests,
-        "requests_retried": stats.get("retry/count", 0),
-        "requests_blocked": stats.get("clipshoe/blocked/count", 0),
-        "requests_failed": stats.get("retry/max_reached", 0),
-        "pages_failed": sum(_prefixed(stats, "clipshoe/failed_pages/").values()),
-        "finish_reason": str(stats.get("finish_reason")),
+        "requests_retried": output.stat("retry/count"),
+        "requests_blocked": output.stat(interface.BLOCKED_PREFIX + "count"),
+        "requests_failed": output.stat("retry/max_reached"),
+        "pages": output.stat(interface.PAGES_STAT),
+        "pages_failed": sum(output.counts(interface.FAILED_PAGES_PREFIX).values()),
+        "pages_failed_by_reason": dg.MetadataValue.json(output.counts(interface.FAILED_PAGES_PREFIX)),
+        "finish_reason": str(output.stat("finish_reason", None)),
         "duration_s": round(elapsed, 1),
         "requests_per_s": round(requests / elapsed, 1) if elapsed else 0.0,
     }
 
 
 def preview_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| title | brand | price | images |", "|---|---|---|---|"]
-    for row in rows:
+    def line(row: dict[str, Any]) -> list[str]:
         ok = sum(image["status"] == "ok" for image in row["images"])
         price = f"{row['price']:,.0f} {row['currency']}" if row.get("price") is not None else ""
-        lines.append(f"| {_cell(row['title'])} | {_cell(row.get('brand') or '')} | {price} | "
-                     f"{ok}/{len(row['image_urls'])} |")
-    return "\n".join(lines)
+        return [cell(row["title"]), cell(row.get("brand")), price, f"{ok}/{len(row['image_urls'])}"]
+
+    return markdown_table(["title", "brand", "price", "images"], map(line, rows))
 
 
 def column_schema() -> dg.TableSchema:
@@ -223,17 +255,3 @@ def column_schema() -> dg.TableSchema:
         dg.TableColumn(field.name, str(field.type), constraints=dg.TableColumnConstraints(nullable=field.nullable))
         for field in RAW_PRODUCTS_SCHEMA
     ])
-
-
-def _prefixed(stats: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {key[len(prefix):]: value for key, value in stats.items() if key.startswith(prefix)}
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:80]
-
-
-def _tail(path: Path) -> str:
-    if not path.exists():
-        return f"({path} does not exist: the crawl did not get as far as logging)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])

@@ -2,7 +2,7 @@
 
 Scrapy's Twisted reactor cannot be restarted inside a process, so every crawl is a
 child process (`scrapy crawl <site>` from the repository root, built by
-scrapers.interface.crawl_command) launched through Dagster Pipes: the crawl streams its
+scrapers.interface.crawl_command; Scrapy settings reach it only as `-s` flags there) launched through Dagster Pipes: the crawl streams its
 progress into the run's log (scrapers.pipes.PipesReporter) and an interrupted run
 forwards SIGINT, which Scrapy answers with a clean stop that keeps JOBDIR resumable.
 """
@@ -16,21 +16,22 @@ from pydantic import Field
 
 from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.paths import DataPaths
+from clipshoe_pipeline.settings import REPLAY_URL, env_var_if_set
 from scrapers.interface import crawl_command
 
 
 class ScrapyCrawler(dg.ConfigurableResource):
     """Launches one site's crawl as a Pipes subprocess and waits for it.
 
-    Where requests go: `replay_url` (e.g. http://127.0.0.1:8765, the replay shop);
-    None leaves the decision to the environment's CLIPSHOE_REPLAY_URL, which the crawl
-    inherits (unset: the live sites). Pacing needs no setting here: with a replay URL
+    Where requests go: `replay_url` (e.g. http://127.0.0.1:8765, the replay shop;
+    default $CLIPSHOE_REPLAY_URL when set), passed to the crawl as the Scrapy setting of
+    the same name; None: the live sites. Pacing needs no setting here: with a replay URL
     the spiders drop the politeness delays themselves (scrapers.replay.REPLAY_PACE),
     and live crawls keep the polite defaults of scrapers/settings.py.
     """
 
     replay_url: str | None = Field(
-        default=None, description="Replay shop base URL; None: inherit CLIPSHOE_REPLAY_URL from the environment.")
+        default=None, description=f"Replay shop base URL; None: the live sites. Default: ${REPLAY_URL} when set.")
     settings: dict[str, str] = Field(
         default_factory=dict,
         description="Scrapy settings (`-s NAME=VALUE`) for every crawl, e.g. {'DOWNLOAD_DELAY': '2'} "
@@ -45,7 +46,7 @@ class ScrapyCrawler(dg.ConfigurableResource):
         log_file = paths.crawl_log(site)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         command = crawl_command(
-            site, jobdir=paths.crawl_job(site), images_dir=paths.images, replay_url=self.replay_url,
+            site, jobdir=paths.crawl_jobdir(site), images_dir=paths.images, replay_url=self.replay_url,
             settings={
                 # Scrapy's log goes to a file, whose tail explains a failure; the run log
                 # gets the Pipes progress lines instead of every request.
@@ -61,4 +62,4 @@ class ScrapyCrawler(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"crawler": ScrapyCrawler()})
+    return dg.Definitions(resources={"crawler": ScrapyCrawler(replay_url=env_var_if_set(REPLAY_URL))})

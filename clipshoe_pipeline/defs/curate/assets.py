@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.curation.assemble import (
@@ -42,8 +41,10 @@ from clipshoe_pipeline.curation.images import NormaliseConfig
 from clipshoe_pipeline.curation.text import CaptionConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
+from clipshoe_pipeline.markdown import markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.rejections import stamped
 from clipshoe_pipeline.stage_clock import StageClock
 from scrapers.items import SITES
 
@@ -83,7 +84,7 @@ class CurateConfig(dg.Config):
 
 @dg.asset(
     deps=[dg.AssetDep(raw_products, partition_mapping=dg.AllPartitionMapping())],
-    kinds={"python", "parquet", "duckdb"},
+    kinds={"python", "parquet"},
     group_name="curate",
 )
 def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catalog: CatalogDB,
@@ -92,36 +93,34 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     with its near-duplicate cluster and a train/test split that no product and no
     near-duplicate crosses. Without it the model would learn from socks and promo
     spam, see the same photo many times, and be tested on pictures it trained on.
-    Written to Parquet (source of truth) and the DuckDB tables `curated_pairs`,
-    `near_duplicates` (the pairs behind the clusters, for the checks) and `rejections`
-    (stage `curate`)."""
+    Written to Parquet: `curated_pairs`, `near_duplicates` (the pairs behind the
+    clusters, for the checks) and every site's curate-stage `rejections`."""
     paths = data_paths()
-    sources = [paths.raw_products_parquet(site) for site in SITES if paths.raw_products_parquet(site).exists()]
-    if not sources:
+    if not catalog.files("raw_products"):
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
     clock = StageClock()
     with clock.stage("features"):
-        features = image_features(paths.images, paths.normalised_images, _stored_images(sources),
+        features = image_features(paths.images, paths.normalised_images, _stored_images(catalog),
                                   NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
                                   image_engine.engine(config.workers))
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
     with clock.stage("attributes"):
-        attributes = product_attributes(_product_batches(sources, ATTRIBUTE_COLUMNS, optional=(SELLER,)))
-    curated = curate(_product_batches(sources, PRODUCT_COLUMNS), features.select(FEATURE_COLUMNS),
+        attributes = product_attributes(_product_batches(catalog, ATTRIBUTE_COLUMNS, optional=(SELLER,)))
+    curated = curate(_product_batches(catalog, PRODUCT_COLUMNS), features.select(FEATURE_COLUMNS),
                      paths.normalised_images.relative_to(paths.root).as_posix(), config.curation(),
                      examples=EXAMPLE_CLUSTERS, clock=clock, sellers=attributes.select(["site", "product_id", SELLER]))
     del features
     with clock.stage("write"):
+        rejections = stamped(curated.rejections, context.run.run_id)
+        for site in SITES:  # every site's file, an empty one too: it replaces the last run's
+            write_parquet_atomic(rejections.filter(pc.equal(rejections.column("site"), site)),
+                                 paths.rejections_parquet(site, STAGE))
         write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
         write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
-        catalog.replace_table("near_duplicates", paths.near_duplicates_parquet)
-        loaded = catalog.replace_table("curated_pairs", paths.curated_pairs_parquet)
-        site_of_rejection = curated.rejections.column("site")
-        for site in SITES:
-            catalog.replace_site_rejections(site, context.run.run_id, curated.rejections.filter(
-                pc.equal(site_of_rejection, site)), stages=(STAGE,))
+        catalog.publish("curated_pairs", "near_duplicates", "rejections")
+        loaded = curated.pairs.num_rows
 
     with clock.stage("diversity"):
         diversity = dataset_diversity(curated.pairs, attributes)
@@ -160,11 +159,11 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     })
 
 
-def _stored_images(sources: list[Path]) -> list[tuple[str, str]]:
+def _stored_images(catalog: CatalogDB) -> list[tuple[str, str]]:
     """(sha256, path in the image store) of every image the crawls stored, sorted, read as columns."""
-    stored = []
-    for source in sources:
-        images = pc.list_flatten(pq.read_table(source, columns=["images"]).column("images"))
+    stored = [pa.table({"sha256": [], "path": []}, schema=pa.schema([("sha256", pa.string()), ("path", pa.string())]))]
+    for batch in _product_batches(catalog, ("images",)):
+        images = pc.list_flatten(batch.column("images"))
         ok = images.filter(pc.equal(pc.struct_field(images, "status"), "ok"))
         stored.append(pa.table({"sha256": pc.struct_field(ok, "sha256"), "path": pc.struct_field(ok, "path")}))
     distinct = pa.concat_tables(stored).group_by(["sha256", "path"]).aggregate([]).sort_by([("sha256", "ascending"),
@@ -172,30 +171,25 @@ def _stored_images(sources: list[Path]) -> list[tuple[str, str]]:
     return list(zip(distinct.column("sha256").to_pylist(), distinct.column("path").to_pylist()))
 
 
-def _product_batches(sources: list[Path], columns: tuple[str, ...],
+def _product_batches(catalog: CatalogDB, columns: tuple[str, ...],
                      optional: tuple[str, ...] = ()) -> Iterator[pa.RecordBatch]:
     """`columns` of raw_products, and those of `optional` a file has (crawls before a
-    column existed lack it)."""
-    for source in sources:
-        file = pq.ParquetFile(source)
-        present = [name for name in optional if name in file.schema_arrow.names]
-        yield from file.iter_batches(batch_size=PRODUCT_BATCH_ROWS, columns=[*columns, *present])
+    column existed lack it), site by site in SITES order."""
+    return catalog.batches("raw_products", columns, optional=optional, batch_rows=PRODUCT_BATCH_ROWS,
+                           order=[f"site={site}" for site in SITES])
 
 
 def _counts_table(label: str, counts: Counter) -> str:
-    rows = [f"| {label} | count |", "|---|---|"]
-    rows += [f"| {key} | {value} |" for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
-    return "\n".join(rows)
+    return markdown_table([label, "count"], sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))))
 
 
 def _examples(clusters: dict[int, list[str]], root: Path) -> str:
     if not clusters:
         return "(no near-duplicates merged)"
     biggest = sorted(clusters.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:EXAMPLE_CLUSTERS]
-    rows = ["| cluster | kept | merged into it |", "|---|---|---|"]
-    for cluster_id, paths in biggest:
-        rows.append(f"| {cluster_id} | `{root / paths[0]}` | " + "<br>".join(f"`{root / p}`" for p in paths[1:]) + " |")
-    return "\n".join(rows)
+    return markdown_table(["cluster", "kept", "merged into it"], (
+        [cluster_id, f"`{root / paths[0]}`", "<br>".join(f"`{root / p}`" for p in paths[1:])]
+        for cluster_id, paths in biggest))
 
 
 curate_job = dg.define_asset_job(

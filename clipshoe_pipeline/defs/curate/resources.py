@@ -11,15 +11,12 @@ must be shared storage (see curation.dask_engine).
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
 from clipshoe_pipeline.curation.dask_engine import CHUNK_SIZE, DaskCluster
 from clipshoe_pipeline.curation.features import Engine, LocalPool
-
-DASK_ADDRESS_ENV = "CLIPSHOE_DASK_ADDRESS"
+from clipshoe_pipeline.settings import DASK_ADDRESS, env_var_if_set
 
 
 class ImageEngine(dg.ConfigurableResource):
@@ -28,7 +25,7 @@ class ImageEngine(dg.ConfigurableResource):
 
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address, e.g. tcp://10.0.0.5:8786; None: a process pool "
-                                  f"on the run's machine. Default: ${DASK_ADDRESS_ENV} when set.")
+                                  f"on the run's machine. Default: ${DASK_ADDRESS} when set.")
     chunk_size: int = Field(
         default=CHUNK_SIZE, ge=1, description="Images per Dask task (the local pool sizes its own chunks).")
 
@@ -41,12 +38,10 @@ class ImageEngine(dg.ConfigurableResource):
             raise dg.Failure(
                 f"run config asks for workers: {workers}, which sizes the local process pool, but image_engine "
                 f"sends the per-image step to the Dask cluster {self.dask_address}, whose workers decide; drop "
-                f"`workers` or unset {DASK_ADDRESS_ENV}")
+                f"`workers` or unset {DASK_ADDRESS}")
         return DaskCluster(self.dask_address, self.chunk_size)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    # An EnvVar of an unset variable fails every run, and unset must mean the local pool.
-    address = dg.EnvVar(DASK_ADDRESS_ENV) if os.environ.get(DASK_ADDRESS_ENV) else None
-    return dg.Definitions(resources={"image_engine": ImageEngine(dask_address=address)})
+    return dg.Definitions(resources={"image_engine": ImageEngine(dask_address=env_var_if_set(DASK_ADDRESS))})

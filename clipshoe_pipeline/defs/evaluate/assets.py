@@ -3,13 +3,13 @@
 Models: the pretrained baseline, each fine-tuned checkpoint registered in
 `model_checkpoints`, and any peer the run config names (FashionCLIP-style checkpoints
 load through open_clip tags or files). Datasets: UT Zappos50K (zero-shot Acc@k per
-attribute) when CLIPSHOE_ZAPPOS_DIR points at a copy, and the held-out test split of
+attribute) when `zappos_dir` (default $CLIPSHOE_ZAPPOS_DIR) points at a copy, and the held-out test split of
 curated_pairs (retrieval R@k both ways, zero-shot over the shops' category leaves).
 A model whose weights are not on this machine, or a dataset that is not configured,
 is reported as missing — never scored with something else.
 
-Rows go to Parquet (history: every evaluation appends, keyed by evaluated_at) and the
-DuckDB table `metrics`; the materialization carries a comparison table with deltas
+Rows go to Parquet, one file per evaluation in the `metrics` dataset (history:
+concurrent evaluations add files, never rewrite each other's); the materialization carries a comparison table with deltas
 against the baseline, numbers the UI plots over time, and PNG plots saved beside the
 tables. Image embeddings are cached per (checkpoint, image content), so a second
 evaluation of the same checkpoint encodes only new images.
@@ -24,15 +24,13 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from clipshoe_pipeline.catalog_db import CatalogDB
-from clipshoe_pipeline.curation.text import clean_category_path
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
 from clipshoe_pipeline.evaluation.embeddings import default_cache_dir
-from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA, markdown_comparison, metrics_table
+from clipshoe_pipeline.evaluation.metrics_table import markdown_comparison, metrics_table
 from clipshoe_pipeline.evaluation.suites import (
     TEST_SPLIT_DATASET,
     ZAPPOS_DATASET,
@@ -41,10 +39,11 @@ from clipshoe_pipeline.evaluation.suites import (
     zappos_metrics,
 )
 from clipshoe_pipeline.evaluation.templates import LANGUAGES
-from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, configured_zappos_dir, load_zappos
+from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, load_zappos
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.plots import pyplot, save_figure
+from clipshoe_pipeline.settings import ZAPPOS_DIR, env
 from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
 
 BASELINE = "baseline"
@@ -69,6 +68,8 @@ class EvaluateConfig(dg.Config):
     languages: list[str] = Field(default_factory=lambda: list(LANGUAGES), description="Prompt template languages.")
     device: str = Field(default="auto", description="auto: cuda when available, else cpu.")
     batch_size: int = Field(default=64, ge=1)
+    zappos_dir: str | None = Field(
+        default=None, description=f"A local UT Zappos50K copy (official layout); None: ${ZAPPOS_DIR} when set.")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class Candidate:
 
 def candidates(config: EvaluateConfig, catalog: CatalogDB) -> list[Candidate]:
     found = [Candidate(BASELINE, config.baseline_model, config.baseline_pretrained, config.baseline_random_init)]
-    if "model_checkpoints" in catalog.tables():
+    if catalog.files("model_checkpoints"):
         registered = catalog.query("SELECT run, model, checkpoint FROM model_checkpoints ORDER BY created_at DESC")
         for index, row in enumerate(registered if config.all_checkpoints else registered[:1]):
             found.append(Candidate(FINETUNED if index == 0 else f"{FINETUNED}:{row['run']}", row["model"],
@@ -91,22 +92,22 @@ def candidates(config: EvaluateConfig, catalog: CatalogDB) -> list[Candidate]:
 
 @dg.asset(
     deps=[finetuned_clip, curated_pairs],
-    kinds={"pytorch", "duckdb"},
+    kinds={"pytorch", "parquet"},
     group_name="evaluate",
 )
 def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, catalog: CatalogDB) -> dg.MaterializeResult:
     """Acc@k on UT Zappos50K and R@k on the held-out split for the baseline, every
     fine-tuned checkpoint and the configured peers, on the same data and prompts: the
-    numbers that say whether fine-tuning helped. Appended to DuckDB `metrics`."""
+    numbers that say whether fine-tuning helped. Added to the `metrics` dataset."""
     paths = data_paths()
     evaluated_at = datetime.now(timezone.utc)
     device = _device(config.device)
-    pairs = pq.read_table(paths.curated_pairs_parquet) if paths.curated_pairs_parquet.exists() else None
-    zappos = _zappos(context)
+    pairs = catalog.table("curated_pairs") if catalog.files("curated_pairs") else None
+    zappos = _zappos(context, config)
     if pairs is None and zappos is None:
         raise dg.Failure("nothing to evaluate on: no curated_pairs Parquet (materialize curated_pairs) and no "
                          f"UT Zappos50K ({NOT_CONFIGURED})")
-    leaves = category_leaves(catalog)
+    leaves = category_leaves(pairs) if pairs is not None else None
 
     rows, missing = [], {}
     for candidate in candidates(config, catalog):
@@ -127,13 +128,13 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
         raise dg.Failure("no model could be evaluated: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
 
     table = metrics_table(rows)
-    history = paths.metrics_parquet
-    previous = pq.read_table(history) if history.exists() else METRICS_SCHEMA.empty_table()
-    write_parquet_atomic(pa.concat_tables([previous, table]), history)
-    stored = catalog.replace_table("metrics", history)
-    report_dir = paths.reports / f"metrics-{evaluated_at:%Y%m%dT%H%M%S}"
+    evaluation = f"{evaluated_at:%Y%m%dT%H%M%S}-{context.run.run_id[:8]}"
+    write_parquet_atomic(table, paths.metrics_parquet(evaluation))
+    catalog.publish("metrics")
+    (stored,) = catalog.query("SELECT count(*) AS n FROM metrics")
+    report_dir = paths.reports / f"metrics-{evaluation}"
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": stored,
+        "dagster/row_count": stored["n"],
         "rows_this_run": table.num_rows,
         "models": ", ".join(dict.fromkeys(table.column("model").to_pylist())),
         "not_evaluated": dg.MetadataValue.json(missing) if missing else "none",
@@ -147,14 +148,11 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
     })
 
 
-def category_leaves(catalog: CatalogDB) -> dict[tuple[str, str], str] | None:
-    """(site, product_id) -> the shop's category leaf: the classes of test-split zero-shot.
-    Cleaned as captions clean it; from the latest crawl of a product listed more than once."""
-    if "raw_products" not in catalog.tables():
-        return None
-    rows = catalog.query("SELECT site, product_id, arg_max(category_path, crawled_at) AS path "
-                         "FROM raw_products GROUP BY site, product_id")
-    return {(r["site"], r["product_id"]): path[-1] for r in rows if (path := clean_category_path(r["path"]))}
+def category_leaves(pairs: pa.Table) -> dict[tuple[str, str], str]:
+    """(site, product_id) -> the shop's category leaf, as curation recorded it with the
+    pairs: the classes of test-split zero-shot."""
+    return {(site, product): leaf for site, product, leaf in zip(
+        *(pairs.column(name).to_pylist() for name in ("site", "product_id", "category_leaf"))) if leaf}
 
 
 def headline_numbers(table: pa.Table) -> dict[str, float]:
@@ -209,15 +207,15 @@ def _only(table: pa.Table, dataset: str) -> pa.Table:
     return table.filter(pc.equal(table.column("dataset"), dataset))
 
 
-def _zappos(context: dg.AssetExecutionContext) -> ZapposDataset | None:
-    root = configured_zappos_dir()
+def _zappos(context: dg.AssetExecutionContext, config: EvaluateConfig) -> ZapposDataset | None:
+    root = config.zappos_dir or env(ZAPPOS_DIR)
     if root is None:
         context.log.info(NOT_CONFIGURED)
         return None
     try:
-        return load_zappos(root)
+        return load_zappos(Path(root))
     except FileNotFoundError as error:
-        raise dg.Failure(f"CLIPSHOE_ZAPPOS_DIR={root}: {error}") from error
+        raise dg.Failure(f"UT Zappos50K at {root}: {error}") from error
 
 
 def _device(choice: str) -> str:

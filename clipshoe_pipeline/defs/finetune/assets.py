@@ -17,25 +17,27 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from clipshoe_common import PROJECT_ROOT
+from clipshoe_common.files import tail
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import ClipTrainer, TrainerFailed, visible_gpus
+from clipshoe_pipeline.markdown import cell, markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.training.export import ExportError, TrainingData, export_training_data
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import MissingWeights, WeightsSource, resolve_weights
-from clipshoe_common import PROJECT_ROOT
 
 CHECKPOINTS_SCHEMA = pa.schema([
     ("run", pa.string()), ("model", pa.string()), ("checkpoint", pa.string()), ("epoch", pa.int64()),
     (SELECTION_NAME, pa.float64()), ("weights", pa.string()), ("data_snapshot", pa.string()),
     ("train_pairs", pa.int64()), ("git_commit", pa.string()), ("created_at", pa.timestamp("us", tz="UTC")),
 ])
+CONSOLE_TAIL_LINES = 40
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_clip_val_loss", "val_image_to_text_R@1", "val_text_to_image_R@1",
                  "val_image_to_text_R@5", "val_text_to_image_R@5", "val_image_to_text_R@10",
                  "val_text_to_image_R@10", SELECTION_NAME, "samples_per_s", "peak_gpu_mem_gib")
@@ -52,9 +54,9 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
     """CLIP fine-tuned contrastively on the train split of curated_pairs: the model the
     project exists to produce. Trained by open_clip's own trainer (AMP, DDP, cosine
     schedule, resumable checkpoints), kept at its best epoch by held-out retrieval
-    recall, and registered in DuckDB `model_checkpoints` with its lineage (model
+    recall, and registered in the `model_checkpoints` dataset with its lineage (model
     config, weights, data snapshot, code version) for evaluation to pick up."""
-    run, spec, weights, data = prepare_run(config)
+    run, spec, weights, data = prepare_run(config, catalog)
     if weights.kind == "random":
         context.log.warning(f"training {config.model} from {weights.label}")
     resumed_from = run.latest_checkpoint_epoch()
@@ -62,14 +64,14 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
         trainer.train(context, run, spec)
     except TrainerFailed as error:
         raise dg.Failure(f"the trainer failed: {error}", metadata={
-            "console_tail": dg.MetadataValue.md(f"```\n{_tail(run.console_log)}\n```"),
+            "console_tail": dg.MetadataValue.md(f"```\n{tail(run.console_log, CONSOLE_TAIL_LINES)}\n```"),
             "console_log": dg.MetadataValue.path(str(run.console_log))}) from error
 
     records = run.epochs()
     best = best_epoch(records)
     if best is None or not run.best.exists():
         raise dg.Failure(f"training finished without a validated checkpoint; see {run.trainer_log}")
-    registered = register_checkpoint(catalog, data_paths().checkpoints_parquet, run, spec, best, data)
+    registered = register_checkpoint(catalog, run, spec, best, data)
     metadata = {
         "checkpoint": dg.MetadataValue.path(str(run.best)),
         "run": spec.name,
@@ -96,16 +98,16 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
     return dg.MaterializeResult(metadata={key: value for key, value in metadata.items() if value is not None})
 
 
-def prepare_run(config: FinetuneConfig) -> tuple[RunDir, RunSpec, WeightsSource, TrainingData]:
+def prepare_run(config: FinetuneConfig, catalog: CatalogDB) -> tuple[RunDir, RunSpec, WeightsSource, TrainingData]:
     """Everything up to starting the trainer: weights checked, data exported, spec written."""
     paths = data_paths()
-    if not paths.curated_pairs_parquet.exists():
+    if not catalog.files("curated_pairs"):
         raise dg.Failure("no curated_pairs Parquet found: materialize curated_pairs first")
     gpus = visible_gpus() if config.gpus is None else config.gpus
     try:
         compile_mode = config.compile_mode(gpus)
         weights = resolve_weights(config.model, config.pretrained, allow_random_init=config.allow_random_init)
-        data = export_training_data(pq.read_table(paths.curated_pairs_parquet).to_pylist(), paths.root,
+        data = export_training_data(catalog.table("curated_pairs").to_pylist(), paths.root,
                                     paths.training_export, config.export())
     except (MissingWeights, ExportError, ValueError) as error:
         raise dg.Failure(str(error)) from error
@@ -149,26 +151,24 @@ def git_commit() -> str:
         return "unknown"
 
 
-def register_checkpoint(catalog: CatalogDB, registry: Path, run: RunDir, spec: RunSpec, best: Mapping[str, Any],
+def register_checkpoint(catalog: CatalogDB, run: RunDir, spec: RunSpec, best: Mapping[str, Any],
                         data: TrainingData) -> int:
-    """Upsert this run's best checkpoint into the registry (Parquet, then DuckDB); returns its size."""
-    rows = pq.read_table(registry).to_pylist() if registry.exists() else []
-    rows = [row for row in rows if row["run"] != spec.name] + [{
-        "run": spec.name, "model": spec.model, "checkpoint": str(run.best), "epoch": int(best["epoch"]),
-        SELECTION_NAME: float(best[SELECTION_NAME]), "weights": spec.lineage["weights"]["label"],
-        "data_snapshot": data.snapshot, "train_pairs": data.train_pairs,
-        "git_commit": spec.lineage["code"]["git_commit"], "created_at": datetime.now(timezone.utc)}]
-    write_parquet_atomic(pa.Table.from_pylist(rows, schema=CHECKPOINTS_SCHEMA), registry)
-    return catalog.replace_table("model_checkpoints", registry)
+    """Record this run's best checkpoint in its own file of the `model_checkpoints`
+    dataset (a re-run of the same run replaces it; other runs' files are never
+    touched); returns how many checkpoints are registered."""
+    row = {"run": spec.name, "model": spec.model, "checkpoint": str(run.best), "epoch": int(best["epoch"]),
+           SELECTION_NAME: float(best[SELECTION_NAME]), "weights": spec.lineage["weights"]["label"],
+           "data_snapshot": data.snapshot, "train_pairs": data.train_pairs,
+           "git_commit": spec.lineage["code"]["git_commit"], "created_at": datetime.now(timezone.utc)}
+    write_parquet_atomic(pa.Table.from_pylist([row], schema=CHECKPOINTS_SCHEMA), data_paths().checkpoint_record(spec.name))
+    catalog.publish("model_checkpoints")
+    return len(catalog.files("model_checkpoints"))
 
 
 def epochs_table(records: Sequence[Mapping[str, Any]]) -> str:
     header = [c.removeprefix("val_") for c in EPOCH_COLUMNS] + ["new best"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for record in records:
-        cells = [_cell(record.get(column)) for column in EPOCH_COLUMNS]
-        lines.append("| " + " | ".join(cells) + (" | ← |" if record.get("saved_best") else " |  |"))
-    return "\n".join(lines)
+    return markdown_table(header, ([*(cell(record.get(column)) for column in EPOCH_COLUMNS),
+                                    "←" if record.get("saved_best") else ""] for record in records))
 
 
 def curves_markdown(records: Sequence[Mapping[str, Any]], png: Path) -> str:
@@ -186,17 +186,9 @@ def curves_markdown(records: Sequence[Mapping[str, Any]], png: Path) -> str:
     return save_figure(figure, png)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no output)"
-
-
 def _max(records: Sequence[Mapping[str, Any]], key: str) -> float | None:
     values = [r[key] for r in records if r.get(key) is not None]
     return float(max(values)) if values else None
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 finetune_job = dg.define_asset_job(

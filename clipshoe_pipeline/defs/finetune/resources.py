@@ -17,8 +17,8 @@ import sys
 import dagster as dg
 from pydantic import Field
 
-from clipshoe_pipeline.training.run import RunDir, RunSpec
 from clipshoe_common import PROJECT_ROOT
+from clipshoe_pipeline.training.run import RunDir, RunSpec
 
 LAUNCHER = "clipshoe_pipeline.training.launch"
 

@@ -1,0 +1,28 @@
+"""Every environment variable the pipeline reads, and the one place it reads them.
+
+Each is read when asked for, not at import, so tests and the CLI can point a run
+elsewhere by setting the variable. Resources take theirs as `dg.EnvVar` (so the UI
+shows where a value came from); the README's settings table lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+DATA_DIR = "CLIPSHOE_DATA_DIR"  # the data root (DataPaths)
+REPLAY_URL = "CLIPSHOE_REPLAY_URL"  # the replay shop the crawls go to instead of the live sites
+ZAPPOS_DIR = "CLIPSHOE_ZAPPOS_DIR"  # a local UT Zappos50K copy for the evaluation
+DASK_ADDRESS = "CLIPSHOE_DASK_ADDRESS"  # a Dask scheduler for curation's per-image step
+
+
+def env(name: str) -> str | None:
+    """The variable's value; unset and empty both mean None."""
+    return os.environ.get(name) or None
+
+
+def env_var_if_set(name: str) -> dg.EnvVar | None:
+    """A resource field's value from the environment, or None (its default) when the
+    variable is unset: an EnvVar of an unset variable would fail every run."""
+    return dg.EnvVar(name) if env(name) else None
