@@ -26,14 +26,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipshoe_pipeline.paths import DataPaths, data_paths
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class CatalogDB(dg.ConfigurableResource):
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        import duckdb  # here: every run worker loads this module, most never query (0.2 s)
+
         database = self.database
         database.parent.mkdir(parents=True, exist_ok=True)
         with open(database.with_name(database.name + ".lock"), "a") as lock:
