@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 
 FAULT_PRESETS: dict[str, Callable[[], Faults]] = {"none": Faults.none, "default": Faults.default_on}
 

@@ -27,7 +27,7 @@ from clipshoe_pipeline.paths import data_paths, ensure_dagster_home
 from clipshoe_pipeline.settings import REPLAY_URL
 from clipshoe_pipeline.training.models import TINY_MODEL
 from replay_shop.catalog import Catalog
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 from replay_shop.server import running_shop
 
 SUMMARY_SQL = """

@@ -4,8 +4,8 @@ Every product, listing and image URL is derived from (seed, site) alone, so a cr
 can be scored exactly: which products are listed, which images are the same
 picture, which items are not shoes, which images are broken. Sites are generated
 lazily (a test touching one site does not pay for five) and images are rendered only
-when requested. Site-specific spelling (category keys, product and image URLs,
-currency) comes from the site's renderer; everything else is shared.
+when requested. Site-specific spelling (category keys, product ids, product and image
+URLs, currency) comes from the site's renderer; everything else is shared.
 
 Randomness always comes from `random.Random(f"{seed}:{site}:...")` (string seeds
 are hashed with SHA-512 by `random`, so results are stable across processes),
@@ -19,19 +19,20 @@ import html
 import json
 import random
 import re
-import string
 import threading
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from replay_shop import sites as site_renderers
 from replay_shop import vocab
-from replay_shop.model import ShopImage, ShopProduct
 from replay_shop.pictures import DEFECT_KINDS, PictureSpec, render
+from replay_shop.records import ShopImage, ShopProduct
+from replay_shop.sites import renderers as site_renderers
+from replay_shop.sites.protocol import SiteRenderer
 
 DEFAULT_SITES = ("tiki", "sendo", "shopee", "lazada", "zalora")
 DUPLICATE_TRANSFORMS = ("original", "reencode", "resize", "crop", "watermark")
@@ -124,14 +125,13 @@ class Catalog:
     """The synthetic shoe catalog of every replayed site, deterministic per seed."""
 
     def __init__(self, seed: int = 0, products_per_site: int = 200, sites: tuple[str, ...] = DEFAULT_SITES,
-                 mess: MessRates | None = None):
+                 mess: MessRates | None = None, renderers: Mapping[str, SiteRenderer] | None = None):
         self.seed = seed
         self.products_per_site = products_per_site
         self.sites = tuple(sites)
         self.mess = mess or MessRates()
-        # Looked up through the module so tests can substitute fake renderers.
-        all_renderers = site_renderers.renderers()
-        self.renderers = {site: all_renderers[site] for site in self.sites}
+        renderers = renderers if renderers is not None else site_renderers()
+        self.renderers = {site: renderers[site] for site in self.sites}
         self._lock = threading.RLock()
         self._site_data: dict[str, _SiteData] = {}
         self._images: dict[str, ShopImage] = {}
@@ -298,7 +298,7 @@ class _SiteBuilder:
         site_offset = self.catalog.sites.index(self.site) * len(bad)  # sites continue each other's defect cycle
         defect_of = {i: DEFECT_KINDS[(site_offset + k) % len(DEFECT_KINDS)] for k, i in enumerate(sorted(bad))}
 
-        ids, shop_ids = self._ids(ready)
+        ids, shop_ids = self.renderer.new_ids(rng, [d.brand for d in ready])
         products = [self._finish(d, ids[i], shop_ids[i], defect_of.get(i)) for i, d in enumerate(ready)]
         return self._index(products, ready)
 
@@ -337,41 +337,6 @@ class _SiteBuilder:
         return _Draft(kind=base.kind, brand=base.brand, model=base.model, colour=colour, material=base.material,
                       gender=base.gender, category=base.category, variant_group=base.variant_group,
                       mess=["colour_variant"])
-
-    # -- ids --------------------------------------------------------------------------
-    def _ids(self, drafts: list[_Draft]) -> tuple[list[str], list[str]]:
-        """Site-appropriate product ids and shop ids (Shopee shopid, Lazada skuId, ...)."""
-        rng, n = self.rng, len(drafts)
-
-        def numbers(low: int, high: int, count: int) -> list[str]:
-            return [str(x) for x in rng.sample(range(low, high), count)]
-
-        def from_pool(pool: list[str]) -> list[str]:
-            return [rng.choice(pool) for _ in range(n)]
-
-        if self.site == "zalora":
-            return self._config_skus(drafts), [""] * n
-        if self.site == "shopee":
-            return numbers(1_000_000_000, 29_999_999_999, n), from_pool(numbers(10_000_000, 999_999_999, n // 8 + 1))
-        if self.site == "lazada":
-            return numbers(100_000_000, 2_999_999_999, n), numbers(100_000_000, 9_999_999_999, n)
-        if self.site == "sendo":
-            return numbers(10_000_000, 99_999_999, n), from_pool(numbers(100_000, 999_999, n // 10 + 1))
-        return numbers(10_000_000, 280_000_000, n), numbers(10_000_000, 300_000_000, n)
-
-    def _config_skus(self, drafts: list[_Draft]) -> list[str]:
-        """Zalora ConfigSku, e.g. "AD123SH45ABCMY": brand code, number, SH (shoes), country."""
-        rng, seen, skus = self.rng, set(), []
-        for draft in drafts:
-            code = (re.sub(r"[^A-Z]", "", draft.brand.upper()) + "XX")[:2]
-            while True:
-                letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
-                sku = f"{code}{rng.randint(100, 999)}SH{rng.randint(10, 99)}{letters}MY"
-                if sku not in seen:
-                    break
-            seen.add(sku)
-            skus.append(sku)
-        return skus
 
     # -- finishing ----------------------------------------------------------------------
     def _finish(self, draft: _Draft, product_id: str, shop_id: str, defect: str | None) -> ShopProduct:

@@ -26,9 +26,9 @@ from aiohttp import web
 from aiohttp.log import access_logger
 
 from replay_shop.catalog import Catalog
-from replay_shop.model import Faults, ShopImage
+from replay_shop.records import Faults, ShopImage
 from replay_shop.pictures import content_type
-from replay_shop.sites import ShopReply, ShopRequest, SiteRenderer
+from replay_shop.sites.protocol import ShopReply, ShopRequest, SiteRenderer
 
 ROBOTS_TXT = "User-agent: *\nAllow: /\n"
 

@@ -9,15 +9,16 @@ independent of the five per-site modules.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 
 import pytest
 
-from replay_shop import sites
 from replay_shop.catalog import DEFAULT_SITES, Catalog
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 from replay_shop.server import ReplayShop, running_shop
-from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
+from replay_shop.sites.common import distinct_numbers
 
 REPLAY_SEED = 7
 REPLAY_PRODUCTS_PER_SITE = 30
@@ -58,7 +59,10 @@ class FakeRenderer:
     def image_url(self, token: str) -> str:
         return f"https://{self.image_hosts[0]}/{token[:2]}/{token}.jpg"
 
-    def handle(self, catalog: Catalog, request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        return distinct_numbers(rng, 10_000, 99_999, len(brands)), distinct_numbers(rng, 10_000, 99_999, len(brands))
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         if request.path == "/api/products":
             listed = catalog.listing(self.site, request.query.get("category", ""))
             page = int(request.query.get("page", "1"))
@@ -85,10 +89,8 @@ def fake_renderers() -> dict[str, FakeRenderer]:
 
 @pytest.fixture(scope="session")
 def fake_catalog() -> Catalog:
-    """A catalog over fake renderers (it keeps them after the patch is undone)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sites, "renderers", fake_renderers)
-        return Catalog(seed=REPLAY_SEED, products_per_site=REPLAY_PRODUCTS_PER_SITE)
+    """A catalog over fake renderers."""
+    return Catalog(seed=REPLAY_SEED, products_per_site=REPLAY_PRODUCTS_PER_SITE, renderers=fake_renderers())
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import scrapy
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
-from replay_shop.model import ShopImage, ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.records import ShopImage, ShopProduct
+from replay_shop.sites.protocol import ShopReply, ShopRequest
 from scrapers.items import ProductItem
 from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
 from scrapers.text import clean_str

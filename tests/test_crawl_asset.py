@@ -10,7 +10,7 @@ import pytest
 from clipshoe_pipeline.definitions import defs
 from clipshoe_pipeline.paths import data_paths
 from replay_shop.catalog import Catalog
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 from replay_shop.server import running_shop
 from tests.crawl_harness import listed_ids
 

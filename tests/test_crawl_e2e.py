@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from replay_shop.catalog import Catalog
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 from replay_shop.server import running_shop
 from scrapers.items import SITES
 from tests.crawl_harness import crawl, crawl_popen, listed_ids

@@ -18,7 +18,7 @@ from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.text import CaptionConfig, build_caption, clean_description, clean_title
 from replay_shop import vocab
 from replay_shop.catalog import Catalog
-from replay_shop.model import ShopProduct
+from replay_shop.records import ShopProduct
 from clipshoe_common.text import html_to_text
 
 REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"

@@ -10,15 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.cli import build_parser
-from replay_shop import sites
-from replay_shop.model import Faults
+from replay_shop.records import Faults
 from replay_shop.server import ROBOTS_TXT, running_shop
 from tests.conftest import FakeRenderer
 
@@ -193,10 +191,6 @@ def test_replay_shop_command_parses_its_options():
 
 
 def test_replay_shop_command_serves_until_interrupted(tmp_path):
-    try:
-        sites.renderers()
-    except ImportError as missing:
-        pytest.skip(f"site renderers not all written yet: {missing}")
     truth = tmp_path / "truth.json"
     process = subprocess.Popen(
         [sys.executable, "-c", "from clipshoe_pipeline.cli import main; raise SystemExit(main())", "replay-shop",

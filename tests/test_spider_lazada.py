@@ -15,8 +15,8 @@ import pytest
 import scrapy
 from scrapy.http import Response
 
-from replay_shop.model import ShopImage, ShopProduct
-from replay_shop.sites import ShopReply
+from replay_shop.records import ShopImage, ShopProduct
+from replay_shop.sites.protocol import ShopReply
 from replay_shop.sites.lazada import PAGE_SIZE, RENDERER
 from scrapers.attributes import normalise_attributes
 from scrapers.blocks import detect_block

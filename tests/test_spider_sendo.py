@@ -10,8 +10,8 @@ import json
 import pytest
 import scrapy
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopRequest
+from replay_shop.records import ShopProduct
+from replay_shop.sites.protocol import ShopRequest
 from replay_shop.sites.sendo import RENDERER
 from scrapers.blocks import detect_block
 from scrapers.items import validate

@@ -8,7 +8,7 @@ import json
 import pytest
 import scrapy
 
-from replay_shop.model import ShopImage, ShopProduct
+from replay_shop.records import ShopImage, ShopProduct
 from replay_shop.sites.shopee import RENDERER
 from scrapers.blocks import detect_block
 from scrapers.items import ProductItem, validate

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import scrapy
 
-from replay_shop.model import ShopProduct
+from replay_shop.records import ShopProduct
 from replay_shop.sites.tiki import RENDERER, RESULT_CAP
 from scrapers.blocks import detect_block
 from scrapers.items import validate

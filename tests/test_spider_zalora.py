@@ -11,8 +11,8 @@ import re
 import pytest
 import scrapy
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopRequest
+from replay_shop.records import ShopProduct
+from replay_shop.sites.protocol import ShopRequest
 from replay_shop.sites.zalora import RENDERER
 from scrapers.blocks import detect_block
 from scrapers.items import validate

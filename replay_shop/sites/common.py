@@ -1,14 +1,15 @@
-"""Helpers several site renderers share: JSON replies, query arguments, paging and
-the plain 403 block page. Only logic that is the same for every site using it lives
+"""Helpers several site renderers share: JSON replies, query arguments, paging, the
+plain 403 block page and numeric ids. Only logic that is the same for every site using it lives
 here; site-specific shapes stay in the site modules."""
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from typing import TypeVar
 
-from replay_shop.sites import ShopReply
+from replay_shop.sites.protocol import ShopReply
 
 T = TypeVar("T")
 
@@ -43,3 +44,15 @@ def forbidden_reply() -> ShopReply:
     """A plain HTTP 403 page, for shops whose block answer nothing specific is known about."""
     return ShopReply(status=403, body=b"<html><head><title>403 Forbidden</title></head>"
                      b"<body><h1>403 Forbidden</h1></body></html>", content_type="text/html; charset=utf-8")
+
+
+def distinct_numbers(rng: random.Random, low: int, high: int, count: int) -> list[str]:
+    """`count` different decimal ids in [low, high), as shops number products."""
+    return [str(x) for x in rng.sample(range(low, high), count)]
+
+
+def shared_numbers(rng: random.Random, low: int, high: int, count: int, per_id: int) -> list[str]:
+    """`count` decimal ids drawn from about count / per_id distinct ones: shop ids that
+    several products of one seller share."""
+    pool = distinct_numbers(rng, low, high, count // per_id + 1)
+    return [rng.choice(pool) for _ in range(count)]

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
-from replay_shop.sites.common import int_arg, page_slice
+from replay_shop.records import ShopProduct
+from replay_shop.sites.common import distinct_numbers, int_arg, page_slice
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 
-if TYPE_CHECKING:
-    from replay_shop.catalog import Catalog
 
 SITE = "lazada"
 HOST = "www.lazada.vn"
@@ -109,7 +108,11 @@ class LazadaRenderer:
                 "url": f"https://{HOST}//_____tmd_____/punish?x5secdata=replay&x5step=2&action=captcha"}
         return ShopReply(status=200, body=_json(body).encode())
 
-    def handle(self, catalog: "Catalog", request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        n = len(brands)  # itemId, skuId
+        return distinct_numbers(rng, 100_000_000, 2_999_999_999, n), distinct_numbers(rng, 100_000_000, 9_999_999_999, n)
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         product_match = _PRODUCT_PATH.match(request.path)
         if product_match:
             return self._product_page(catalog.product(SITE, product_match["item"]))
@@ -119,7 +122,7 @@ class LazadaRenderer:
         return None
 
     # -- listing ----------------------------------------------------------------
-    def _listing(self, catalog: "Catalog", category: str, query: dict[str, str]) -> ShopReply:
+    def _listing(self, catalog: ProductSource, category: str, query: dict[str, str]) -> ShopReply:
         page = max(1, int_arg(query, "page", 1))
         # An unknown slug lists nothing, like a category without products.
         products = catalog.listing(SITE, category) if category in CATEGORY_NAMES else []

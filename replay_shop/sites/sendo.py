@@ -14,11 +14,12 @@ unknown product, and the block answer (nothing Sendo-specific is known: a 403 pa
 
 from __future__ import annotations
 
+import random
 import re
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
-from replay_shop.sites.common import clamped_size, forbidden_reply, int_arg, json_reply, number, page_slice
+from replay_shop.records import ShopProduct
+from replay_shop.sites.common import clamped_size, distinct_numbers, forbidden_reply, int_arg, json_reply, number, page_slice, shared_numbers
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 
 LISTING_PATH = re.compile(r"^/web/categories/(\d+)/products$")
 DETAIL_PATH = re.compile(r"^/full/([^/]+)$")
@@ -73,7 +74,11 @@ class SendoRenderer:
         month, day = int(token[:2], 16) % 12 + 1, int(token[2:4], 16) % 28 + 1
         return f"https://media3.scdn.vn/img4/2024/{month:02d}_{day:02d}/{token}.jpg"
 
-    def handle(self, catalog, request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        n = len(brands)  # product id; shop id, shared by a seller's products
+        return distinct_numbers(rng, 10_000_000, 99_999_999, n), shared_numbers(rng, 100_000, 999_999, n, 10)
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         if request.host == "searchlist-api.sendo.vn":
             match = LISTING_PATH.match(request.path)
             return self._listing(catalog, match.group(1), request.query) if match else None
@@ -86,14 +91,14 @@ class SendoRenderer:
         return forbidden_reply()
 
     # -- answers -----------------------------------------------------------------
-    def _listing(self, catalog, category: str, query: dict[str, str]) -> ShopReply:
+    def _listing(self, catalog: ProductSource, category: str, query: dict[str, str]) -> ShopReply:
         page = max(1, int_arg(query, "page", 1))
         size = clamped_size(query, "size", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
         products = catalog.listing(self.site, category) if category in CATEGORY_TREE else []
         chunk = page_slice(products, page, size)
         return json_reply({"data": [self._listing_entry(p) for p in chunk]})
 
-    def _detail(self, catalog, path: str) -> ShopReply:
+    def _detail(self, catalog: ProductSource, path: str) -> ShopReply:
         match = PRODUCT_ID_IN_PATH.search(path)
         product = catalog.product(self.site, match.group(1)) if match else None
         # The slug must match too: the path is the product's address, not just its id.

@@ -18,11 +18,12 @@ unknown product, the global `catid` numbers, and carrying colour as a one-option
 
 from __future__ import annotations
 
+import random
 import uuid
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
-from replay_shop.sites.common import clamped_size, int_arg, json_reply, number
+from replay_shop.records import ShopProduct
+from replay_shop.sites.common import clamped_size, distinct_numbers, int_arg, json_reply, number, shared_numbers
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 
 LISTING_PATH = "/api/v4/search/search_items"
 DETAIL_PATH = "/api/v4/pdp/get_pc"
@@ -69,7 +70,11 @@ class ShopeeRenderer:
     def image_url(self, token: str) -> str:
         return IMAGE_BASE + token  # 32-hex hashes are one of the two real hash forms
 
-    def handle(self, catalog, request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        n = len(brands)  # itemid; shopid, shared by a seller's items
+        return distinct_numbers(rng, 1_000_000_000, 29_999_999_999, n), shared_numbers(rng, 10_000_000, 999_999_999, n, 8)
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         if request.host != "shopee.vn":
             return None
         if request.path == LISTING_PATH:
@@ -84,7 +89,7 @@ class ShopeeRenderer:
                            "error": 90309999, "tracking_id": str(uuid.uuid4())})
 
     # -- answers -----------------------------------------------------------------
-    def _listing(self, catalog, query: dict[str, str]) -> ShopReply:
+    def _listing(self, catalog: ProductSource, query: dict[str, str]) -> ShopReply:
         category = query.get("match_id", "")
         offset = int_arg(query, "newest", 0)
         limit = clamped_size(query, "limit", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
@@ -102,7 +107,7 @@ class ShopeeRenderer:
             "need_next_search": False,
         })
 
-    def _detail(self, catalog, query: dict[str, str]) -> ShopReply:
+    def _detail(self, catalog: ProductSource, query: dict[str, str]) -> ShopReply:
         product = catalog.product(self.site, query.get("item_id", ""))
         # The shop id is part of the address: a wrong one finds nothing, as on the site.
         if product is None or product.shop_id != query.get("shop_id"):

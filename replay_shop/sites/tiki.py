@@ -19,12 +19,13 @@ wrong `urlKey`/Referer in the spider is not hidden by a shared constant.
 from __future__ import annotations
 
 import math
+import random
 import re
 from urllib.parse import urlsplit
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
-from replay_shop.sites.common import clamped_size, forbidden_reply, int_arg, json_reply, number, page_slice
+from replay_shop.records import ShopProduct
+from replay_shop.sites.common import clamped_size, distinct_numbers, forbidden_reply, int_arg, json_reply, number, page_slice
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 
 HOST = "tiki.vn"
 IMAGE_HOST = "salt.tikicdn.com"
@@ -95,7 +96,11 @@ class TikiRenderer:
         # Real paths shard by three hex pairs: ts/product/c3/62/bb/<hash>.jpg.
         return f"https://{IMAGE_HOST}/ts/product/{token[:2]}/{token[2:4]}/{token[4:6]}/{token}.jpg"
 
-    def handle(self, catalog, request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        n = len(brands)  # product id, seller product id (spid)
+        return distinct_numbers(rng, 10_000_000, 280_000_000, n), distinct_numbers(rng, 10_000_000, 300_000_000, n)
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         if request.host != HOST:
             return None
         if request.path == LISTING_PATH:
@@ -107,7 +112,7 @@ class TikiRenderer:
         return forbidden_reply()
 
     # -- answers -----------------------------------------------------------------
-    def _listing(self, catalog, query: dict[str, str]) -> ShopReply:
+    def _listing(self, catalog: ProductSource, query: dict[str, str]) -> ShopReply:
         category = query.get("category", "")
         page = int_arg(query, "page", 1)
         per_page = clamped_size(query, "limit", PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
@@ -123,7 +128,7 @@ class TikiRenderer:
             "trace_id": f"replay{catalog.seed}",
         })
 
-    def _detail(self, catalog, product_id: str) -> ShopReply:
+    def _detail(self, catalog: ProductSource, product_id: str) -> ShopReply:
         product = catalog.product(self.site, product_id)
         if product is None:
             return json_reply({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404)

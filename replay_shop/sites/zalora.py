@@ -29,16 +29,16 @@ import base64
 import hashlib
 import html
 import json
+import random
 import re
+import string
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from replay_shop.model import ShopProduct
-from replay_shop.sites import ShopReply, ShopRequest
+from replay_shop.records import ShopProduct
 from replay_shop.sites.common import int_arg
+from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 
-if TYPE_CHECKING:
-    from replay_shop.catalog import Catalog
 
 SITE = "zalora"
 DOMAIN = "zalora.com.my"
@@ -111,7 +111,20 @@ class ZaloraRenderer:
                 "(and not a bot).</p><script>window._pxAppId = 'PXreplay';</script></body></html>")
         return ShopReply(status=403, body=body.encode(), content_type=_HTML)
 
-    def handle(self, catalog: "Catalog", request: ShopRequest) -> ShopReply | None:
+    def new_ids(self, rng: random.Random, brands: list[str]) -> tuple[list[str], list[str]]:
+        """ConfigSkus, e.g. "AD123SH45ABCMY": brand code, number, SH (shoes), country; no shop ids."""
+        skus: dict[str, None] = {}
+        for brand in brands:
+            code = (re.sub(r"[^A-Z]", "", brand.upper()) + "XX")[:2]
+            while True:
+                letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(3))
+                sku = f"{code}{rng.randint(100, 999)}SH{rng.randint(10, 99)}{letters}MY"
+                if sku not in skus:
+                    break
+            skus[sku] = None
+        return list(skus), [""] * len(brands)
+
+    def handle(self, catalog: ProductSource, request: ShopRequest) -> ShopReply | None:
         if request.host == API_HOST and request.path == LISTING_PATH:
             return self._listing(catalog, request.query)
         match = _PRODUCT_PATH.match(request.path) if request.host == WEB_HOST else None
@@ -120,7 +133,7 @@ class ZaloraRenderer:
         return None
 
     # -- listing ----------------------------------------------------------------
-    def _listing(self, catalog: "Catalog", query: dict[str, str]) -> ShopReply:
+    def _listing(self, catalog: ProductSource, query: dict[str, str]) -> ShopReply:
         category = _BY_QUERY.get((query.get("segment", ""), query.get("categoryId", "")))
         # An unknown category lists nothing: the API answers an empty result, not an error.
         products = catalog.listing(SITE, category) if category else []

@@ -1,4 +1,4 @@
-"""The replay shop's data model: a seeded synthetic catalog with its ground truth.
+"""The replay shop's records: the products, images and faults of a seeded synthetic catalog.
 
 Everything the shop serves is derived from these records, and everything a test
 scores against (which products are listed, which images are the same picture,
