@@ -13,7 +13,7 @@ from scrapy.exceptions import NotConfigured
 
 from clipshoe_common.files import write_json_atomic
 from scrapers.interface import BLOCKED, EMPTY, OK, PARTIAL, STATS_FILE, VERDICT_STAT
-from scrapers.journal import Journal, journal_dir
+from scrapers.journal import Journal
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class CrawlVerdict:
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.jobdir = journal_dir(crawler.settings)
+        self.jobdir = crawler.settings.get("JOBDIR")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod

@@ -6,7 +6,7 @@ SIGKILL it can lose in-flight requests. The journal is written item by item
 re-walks listings and skips every product already here. The Dagster asset turns
 the journal into Parquet; `-O file` feeds still work for ad-hoc runs.
 
-Files, under JOBDIR (or CLIPSHOE_JOURNAL_DIR):
+Files, under JOBDIR:
 - items.jsonl       one collected product per line (with its image results)
 - rejections.jsonl  one dropped item / failed page / failed image per line
 """
@@ -37,11 +37,6 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(raw)
 
 
-def journal_dir(settings) -> str | None:
-    """Where a crawl keeps its journal and final stats: CLIPSHOE_JOURNAL_DIR, else JOBDIR."""
-    return settings.get("CLIPSHOE_JOURNAL_DIR") or settings.get("JOBDIR") or None
-
-
 class Journal:
     def __init__(self, directory: Path | None):
         self.directory = directory
@@ -50,7 +45,7 @@ class Journal:
 
     @classmethod
     def from_settings(cls, settings) -> "Journal":
-        directory = journal_dir(settings)
+        directory = settings.get("JOBDIR")
         return cls(Path(directory) if directory else None)
 
     @classmethod

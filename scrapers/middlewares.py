@@ -1,5 +1,6 @@
-"""Downloader/spider middlewares: polite retries with backoff, block handling,
-and turning malformed responses into counted retries instead of crashes."""
+"""Downloader/spider middlewares: polite retries with backoff, block handling, image
+failures as recorded results, and malformed responses as counted retries instead of
+crashes."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
 
+from scrapers import settings as defaults
 from scrapers.blocks import detect_block
+from scrapers.interface import FAILED_PAGES_PREFIX, PAGES_STAT
 from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_META = "clipshoe_backoff_s"
 MEDIA_META = "clipshoe_media"  # set on the image pipeline's requests
+FAILURE_HEADER = b"X-Clipshoe-Download-Error"  # MediaFailureMiddleware's 599 names the failure here
+PARSER_ERROR = "parser_error"  # the failed-page reason of a callback that raised anything but MalformedResponse
 PRODUCT_ID_META = "clipshoe_product_id"  # set on detail-page requests (ShopSpider.product_request)
 RETRY_AFTER_MAX = 600.0  # a server may ask for a long pause; honour it up to 10 minutes
 
@@ -75,8 +80,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     def __init__(self, settings):
         super().__init__(settings)
-        self.backoff_base = settings.getfloat("CLIPSHOE_BACKOFF_BASE", 1.0)
-        self.backoff_max = settings.getfloat("CLIPSHOE_BACKOFF_MAX", 60.0)
+        self.backoff_base = settings.getfloat("CLIPSHOE_BACKOFF_BASE", defaults.CLIPSHOE_BACKOFF_BASE)
+        self.backoff_max = settings.getfloat("CLIPSHOE_BACKOFF_MAX", defaults.CLIPSHOE_BACKOFF_MAX)
         self.base_delay = settings.getfloat("DOWNLOAD_DELAY", 0.0)
 
     async def process_request(self, request: Request, spider: Spider | None = None) -> None:
@@ -140,9 +145,15 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
 
 class MalformedResponseMiddleware:
-    """Spider middleware: a callback that hits a malformed body or an unexpected shape
-    does not crash the crawl. Malformed bodies are retried (they are often transient
-    truncations); what still fails is counted and announced as a failed page."""
+    """Spider middleware: counts the pages that reach a callback and keeps a malformed
+    body from crashing the crawl.
+
+    A `MalformedResponse` (bad JSON, missing envelope: often a transient truncation) is
+    retried; what still fails is counted and announced as a failed page. Any other
+    exception in a callback is a parser bug, not a shop's fault: it is counted and
+    recorded as a `parser_error` failed page (so the crawl's failed-page check sees it)
+    and then left to Scrapy, which logs it with its traceback as a spider error.
+    """
 
     def __init__(self, crawler):
         self.crawler = crawler
@@ -151,27 +162,44 @@ class MalformedResponseMiddleware:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    def process_spider_input(self, response: Response, spider: Spider | None = None) -> None:
+        self.crawler.stats.inc_value(PAGES_STAT)
+
     def process_spider_exception(self, response: Response, exception: Exception, spider: Spider | None = None):
         stats = self.crawler.stats
-        spider = self.crawler.spider
         request = response.request
-        callback = getattr(request.callback, "__name__", "parse") if request else "parse"
         if isinstance(exception, MalformedResponse):
             stats.inc_value(f"clipshoe/malformed/{exception.reason}")
-            retry = get_retry_request(request, spider=spider, reason=f"malformed:{exception.reason}",
+            retry = get_retry_request(request, spider=self.crawler.spider, reason=f"malformed:{exception.reason}",
                                       give_up_log_level="WARNING")
             if retry is not None:
+                stats.inc_value(PAGES_STAT, -1)  # the retry counts the page again when it arrives
                 return [retry]
-            reason = f"malformed_{exception.reason}"
-        elif isinstance(exception, (KeyError, TypeError, ValueError, AttributeError, IndexError)):
-            reason = f"unexpected_shape:{callback}"
-            logger.warning("Unexpected response shape in %s for %s: %r", callback, response.url, exception)
-        else:
-            return None
-        stats.inc_value(f"clipshoe/failed_pages/{reason}")
-        self.crawler.signals.send_catch_log(page_failed, site=spider.name, url=response.url, reason=reason,
+            self._announce_failure(response, f"malformed_{exception.reason}")
+            return []
+        callback = getattr(request.callback, "__name__", "parse") if request else "parse"
+        stats.inc_value(f"clipshoe/parser_errors/{callback}/{type(exception).__name__}")
+        self._announce_failure(response, PARSER_ERROR)
+        return None
+
+    def _announce_failure(self, response: Response, reason: str) -> None:
+        request = response.request
+        self.crawler.stats.inc_value(f"{FAILED_PAGES_PREFIX}{reason}")
+        self.crawler.signals.send_catch_log(page_failed, site=self.crawler.spider.name, url=response.url,
+                                            reason=reason,
                                             product_id=request.meta.get(PRODUCT_ID_META) if request else None)
-        return []
+
+
+class MediaFailureMiddleware:
+    """Downloader middleware: an image download that still fails after retries comes
+    back as a 599 response naming the failure, so the image pipeline records it per
+    item with a reason instead of logging an anonymous error. API requests untouched."""
+
+    def process_exception(self, request: Request, exception: Exception, spider=None):
+        if not request.meta.get(MEDIA_META):
+            return None
+        return Response(request.url, status=599, headers={FAILURE_HEADER: failure_reason(exception)},
+                        request=request)
 
 
 class SessionMiddleware:

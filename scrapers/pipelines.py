@@ -17,16 +17,16 @@ from scrapy.exceptions import DropItem
 from scrapy.http import Response
 from scrapy.pipelines.files import FilesPipeline
 
-from scrapers.blocks import detect_block
 from clipshoe_common.files import write_once
+from scrapers import settings as defaults
+from scrapers.blocks import detect_block
 from scrapers.items import InvalidItem, ProductItem, validate
 from scrapers.journal import Journal
-from scrapers.middlewares import MEDIA_META, failure_reason
+from scrapers.middlewares import FAILURE_HEADER, MEDIA_META
 from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
 
-FAILURE_HEADER = b"X-Clipshoe-Download-Error"
 _EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "MPO": "jpg"}
 
 
@@ -54,18 +54,6 @@ class ValidationPipeline:
         return item
 
 
-class MediaFailureMiddleware:
-    """Downloader middleware: an image download that still fails after retries comes
-    back as a 599 response naming the failure, so the image pipeline records it per
-    item with a reason instead of logging an anonymous error. API requests untouched."""
-
-    def process_exception(self, request: Request, exception: Exception, spider=None):
-        if not request.meta.get(MEDIA_META):
-            return None
-        return Response(request.url, status=599, headers={FAILURE_HEADER: failure_reason(exception)},
-                        request=request)
-
-
 class ContentAddressedImagesPipeline(FilesPipeline):
     """Download `image_urls` into `<store>/<sha256[:2]>/<sha256>.<ext>`.
 
@@ -79,8 +67,8 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         super().__init__(store_uri, crawler=crawler, **kwargs)
         settings = crawler.settings
         self.store_dir = Path(store_uri)
-        self.max_bytes = settings.getint("CLIPSHOE_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
-        self.min_side = settings.getint("CLIPSHOE_IMAGE_MIN_SIDE", 80)
+        self.max_bytes = settings.getint("CLIPSHOE_IMAGE_MAX_BYTES", defaults.CLIPSHOE_IMAGE_MAX_BYTES)
+        self.min_side = settings.getint("CLIPSHOE_IMAGE_MIN_SIDE", defaults.CLIPSHOE_IMAGE_MIN_SIDE)
         self.journal = Journal.of(crawler)
         self.stats = crawler.stats
 

@@ -22,6 +22,8 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
+from scrapers import settings as defaults
+
 
 class PipesReporter:
     def __init__(self, crawler, pipes: PipesContext, interval: float, max_errors: int):
@@ -38,8 +40,9 @@ class PipesReporter:
         if DAGSTER_PIPES_CONTEXT_ENV_VAR not in os.environ:
             raise NotConfigured  # no message: Scrapy would log one as a warning on every plain crawl
         settings = crawler.settings
-        return cls(crawler, open_dagster_pipes(), settings.getfloat("CLIPSHOE_PIPES_INTERVAL", 10.0),
-                   settings.getint("CLIPSHOE_PIPES_MAX_ERRORS", 20))
+        return cls(crawler, open_dagster_pipes(),
+                   settings.getfloat("CLIPSHOE_PIPES_INTERVAL", defaults.CLIPSHOE_PIPES_INTERVAL),
+                   settings.getint("CLIPSHOE_PIPES_MAX_ERRORS", defaults.CLIPSHOE_PIPES_MAX_ERRORS))
 
     def spider_opened(self, spider):
         logging.getLogger().addHandler(self.error_forwarder)

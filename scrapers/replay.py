@@ -1,6 +1,7 @@
 """The replay switch: one setting sends every request to a loopback shop.
 
-With `CLIPSHOE_REPLAY_URL=http://127.0.0.1:PORT` (Scrapy setting or environment),
+With the Scrapy setting `CLIPSHOE_REPLAY_URL=http://127.0.0.1:PORT` (scrapers/settings.py
+takes its default from the environment variable of that name),
 `https://HOST/PATH?QUERY` goes on the wire as `http://127.0.0.1:PORT/HOST/PATH?QUERY`.
 The rewrite happens inside the download handler, so everything above it — the
 scheduler, dupefilter, robots.txt, per-domain slots, the spiders and the items —
@@ -9,7 +10,6 @@ sees only the real URLs.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 from scrapy import Request
@@ -34,9 +34,8 @@ REPLAY_PACE = {
 
 
 def replay_base(settings) -> str | None:
-    """The replay base URL from the Scrapy setting, else the environment."""
-    base = settings.get(SETTING) or os.environ.get(SETTING) or ""
-    base = base.strip().rstrip("/")
+    """The replay base URL from the Scrapy setting, or None when replay is off."""
+    base = (settings.get(SETTING) or "").strip().rstrip("/")
     if not base:
         return None
     if urlsplit(base).scheme not in ("http", "https"):

@@ -41,7 +41,7 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scrapers.middlewares.BackoffRetryMiddleware": 550,
     # Below retry: sees an image failure only once retries are exhausted.
-    "scrapers.pipelines.MediaFailureMiddleware": 540,
+    "scrapers.middlewares.MediaFailureMiddleware": 540,
     # Before Scrapy's CookiesMiddleware (700), which turns request.cookies into a header.
     "scrapers.middlewares.SessionMiddleware": 450,
 }
@@ -73,12 +73,10 @@ EXTENSIONS = {
     "scrapers.extensions.CrawlVerdict": 10,
     "scrapers.pipes.PipesReporter": 20,  # only active under Dagster Pipes
 }
+CLIPSHOE_PIPES_INTERVAL = 10.0  # seconds between progress lines in the Dagster run log
+CLIPSHOE_PIPES_MAX_ERRORS = 20  # crawl errors forwarded to the run log, then only counted
 # Fail fast on HTTP bodies cut short: they are retried, never parsed.
 DOWNLOAD_FAIL_ON_DATALOSS = True
-
-# --- Limits (per crawl; 0 = no limit). Spider arguments override: -a max_pages=3
-CLIPSHOE_MAX_PAGES = 0  # listing pages per category
-CLIPSHOE_MAX_ITEMS = 0  # products per crawl
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipshoe_common import PROJECT_ROOT
 from replay_shop.catalog import Catalog
 from replay_shop.sites import renderers
-from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
-from clipshoe_common import PROJECT_ROOT
-from scrapers.interface import crawl_command
+from scrapers.interface import crawl_command, read_crawl_output
 
 
 @dataclass
@@ -48,12 +46,6 @@ def crawl(site: str, shop_url: str, workdir: Path, timeout: float = 120, **setti
 
 
 def collect(workdir: Path, returncode: int) -> CrawlResult:
-    job = workdir / "job"
-    stats_path = job / "stats.json"
-    return CrawlResult(
-        returncode=returncode,
-        log=(workdir / "crawl.log").read_text(),
-        items=list(read_jsonl(job / ITEMS)),
-        rejections=list(read_jsonl(job / REJECTIONS)),
-        stats=json.loads(stats_path.read_text()) if stats_path.exists() else {},
-    )
+    output = read_crawl_output(workdir / "job")
+    return CrawlResult(returncode=returncode, log=(workdir / "crawl.log").read_text(), items=list(output.items()),
+                       rejections=list(output.rejections()), stats=dict(output.stats or {}))

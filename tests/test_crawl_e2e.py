@@ -8,11 +8,14 @@ import signal
 import time
 from collections import Counter
 
+import dagster as dg
 import pytest
 
 from replay_shop.catalog import Catalog
 from replay_shop.records import Faults
 from replay_shop.server import running_shop
+from clipshoe_pipeline.defs.crawl.assets import CrawlConfig, failed_pages_check
+from scrapers.interface import read_crawl_output
 from scrapers.items import SITES
 from tests.crawl_harness import crawl, crawl_popen, listed_ids
 
@@ -90,6 +93,21 @@ def test_blocked_throughout_fails_loudly(catalog, tmp_path):
     assert result.stats["clipshoe/verdict"] == "blocked"
     assert result.stats["clipshoe/blocked/count"] > 0
     assert "blocked" in result.log and not result.items
+
+
+def test_a_planted_parser_regression_turns_the_failed_page_check_red(catalog, tmp_path):
+    with running_shop(catalog, faults=Faults.none()) as shop:
+        result = crawl("tiki", shop.url, tmp_path, SPIDER_MODULES="tests.planted_regression")
+    broken = {p for p in listed_ids(catalog, "tiki") if int(p) % 2}
+    assert broken and result.items  # the rest still parses: the verdict alone would say ok
+    assert result.stats["clipshoe/verdict"] == "ok"
+    assert result.stats["clipshoe/failed_pages/parser_error"] == len(broken)
+    assert result.stats["clipshoe/parser_errors/parse_product/KeyError"] == len(broken)
+    assert "Spider error processing" in result.log and "no_such_field" in result.log  # with its traceback
+    assert {r["product_id"] for r in result.rejections if r["reason"] == "parser_error"} == broken
+    check = failed_pages_check(read_crawl_output(tmp_path / "job"), CrawlConfig())
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["ratio_by_reason"].data["parser_error"] > CrawlConfig().failed_pages_error_ratio
 
 
 def test_a_second_crawl_of_the_same_jobdir_is_refused(catalog, tmp_path):

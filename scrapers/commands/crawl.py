@@ -10,6 +10,9 @@ from __future__ import annotations
 import sys
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
+from scrapy.exceptions import UsageError
+
+from scrapers.interface import BLOCKED, EMPTY, PARTIAL, VERDICT_STAT
 
 EXIT_BLOCKED = 3
 EXIT_EMPTY = 4
@@ -18,26 +21,24 @@ EXIT_PARTIAL = 5
 
 class Command(ScrapyCrawlCommand):
     def run(self, args, opts):
-        created = []
-        original = self._create_crawler
-
-        def remember(spname):
-            crawler = original(spname)
-            created.append(crawler)
-            return crawler
-
-        self._create_crawler = remember
-        super().run(args, opts)
-        if self.exitcode or not created or created[0].stats is None:
+        if len(args) != 1:
+            raise UsageError("give exactly one spider: scrapy crawl <spider>")
+        site = args[0]
+        # Created here, through the runner's public factory, to read its stats at the end.
+        crawler = self.crawler_process.create_crawler(site)
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        if self.crawler_process.bootstrap_failed:
+            self.exitcode = 1
             return
-        verdict = created[0].stats.get_value("clipshoe/verdict")
-        if verdict == "blocked":
-            print(f"crawl failed: {args[0]} blocked every request (see the log above)", file=sys.stderr)
+        verdict = crawler.stats.get_value(VERDICT_STAT)
+        if verdict == BLOCKED:
+            print(f"crawl failed: {site} blocked every request (see the log above)", file=sys.stderr)
             self.exitcode = EXIT_BLOCKED
-        elif verdict == "empty":
-            print(f"crawl failed: {args[0]} collected no items (see the log above)", file=sys.stderr)
+        elif verdict == EMPTY:
+            print(f"crawl failed: {site} collected no items (see the log above)", file=sys.stderr)
             self.exitcode = EXIT_EMPTY
-        elif verdict == "partial":
-            print(f"crawl incomplete: {args[0]} stopped early; rerun with the same JOBDIR to finish",
+        elif verdict == PARTIAL:
+            print(f"crawl incomplete: {site} stopped early; rerun with the same JOBDIR to finish",
                   file=sys.stderr)
             self.exitcode = EXIT_PARTIAL

@@ -40,21 +40,20 @@ class ShopSpider(scrapy.Spider):
     # -- configuration --------------------------------------------------------
     @property
     def categories(self) -> list[str]:
-        """`-a categories=a,b` > setting CLIPSHOE_CATEGORIES[site] > defaults."""
+        """`-a categories=a,b`, else the site's default categories."""
         if self._categories_arg:
             return [c.strip() for c in str(self._categories_arg).split(",") if c.strip()]
-        configured = self.settings.getdict("CLIPSHOE_CATEGORIES").get(self.name)
-        return list(configured or self.default_categories)
+        return list(self.default_categories)
 
     @property
     def max_pages(self) -> int:
-        value = self._max_pages_arg if self._max_pages_arg is not None else self.settings.getint("CLIPSHOE_MAX_PAGES")
-        return int(value or 0)
+        """`-a max_pages=N`: listing pages per category; 0 or unset: no limit."""
+        return int(self._max_pages_arg or 0)
 
     @property
     def max_items(self) -> int:
-        value = self._max_items_arg if self._max_items_arg is not None else self.settings.getint("CLIPSHOE_MAX_ITEMS")
-        return int(value or 0)
+        """`-a max_items=N`: products per crawl; 0 or unset: no limit."""
+        return int(self._max_items_arg or 0)
 
     # -- crawl control ----------------------------------------------------------
     async def start(self) -> AsyncIterator[scrapy.Request]:

@@ -2,7 +2,8 @@
 
 Scrapy's Twisted reactor cannot be restarted inside a process, so every crawl is a
 child process (`scrapy crawl <site>` from the repository root, built by
-scrapers.interface.crawl_command; Scrapy settings reach it only as `-s` flags there) launched through Dagster Pipes: the crawl streams its
+scrapers.interface.crawl_command; Scrapy settings reach it only as `-s` flags there)
+launched through Dagster Pipes: the crawl streams its
 progress into the run's log (scrapers.pipes.PipesReporter) and an interrupted run
 forwards SIGINT, which Scrapy answers with a clean stop that keeps JOBDIR resumable.
 """
@@ -35,9 +36,8 @@ class ScrapyCrawler(dg.ConfigurableResource):
     settings: dict[str, str] = Field(
         default_factory=dict,
         description="Scrapy settings (`-s NAME=VALUE`) for every crawl, e.g. {'DOWNLOAD_DELAY': '2'} "
-                    "for a gentler live crawl or {'CLIPSHOE_BACKOFF_BASE': '0.05'} for a quick test.")
-    progress_interval_s: float = Field(
-        default=10.0, description="Seconds between progress lines in the Dagster run log.")
+                    "for a gentler live crawl or {'CLIPSHOE_PIPES_INTERVAL': '2'} for more frequent progress lines "
+                    "in the run log.")
 
     def crawl(self, context: dg.AssetExecutionContext, site: str, paths: DataPaths, *,
               settings: Mapping[str, str], spider_args: Mapping[str, object]) -> None:
@@ -51,7 +51,6 @@ class ScrapyCrawler(dg.ConfigurableResource):
                 # Scrapy's log goes to a file, whose tail explains a failure; the run log
                 # gets the Pipes progress lines instead of every request.
                 "LOG_FILE": log_file, "LOG_FILE_APPEND": False,
-                "CLIPSHOE_PIPES_INTERVAL": self.progress_interval_s,
                 **self.settings, **settings,
             },
             spider_args=spider_args,

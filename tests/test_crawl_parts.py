@@ -1,5 +1,5 @@
-"""The crawl foundation on its own: item validation, text cleaning, the replay
-rewrite, block detection and the crash-safe journal."""
+"""The crawl's parts on their own: item validation, text cleaning, the replay
+rewrite, block detection, the middlewares and the crash-safe journal."""
 
 from __future__ import annotations
 
@@ -86,12 +86,11 @@ def test_replay_rewrite_keeps_host_path_and_query():
     assert to_replay("https://shopee.vn", base) == "http://127.0.0.1:8765/shopee.vn/"
 
 
-def test_replay_base_reads_setting_then_environment(monkeypatch):
-    monkeypatch.delenv("CLIPSHOE_REPLAY_URL", raising=False)
-    assert replay_base({}) is None
+def test_replay_base_reads_the_setting_only(monkeypatch):
     monkeypatch.setenv("CLIPSHOE_REPLAY_URL", "http://127.0.0.1:9/")
-    assert replay_base({}) == "http://127.0.0.1:9"
-    assert replay_base({"CLIPSHOE_REPLAY_URL": "http://127.0.0.1:7"}) == "http://127.0.0.1:7"
+    assert replay_base({}) is None
+    assert replay_base({"CLIPSHOE_REPLAY_URL": ""}) is None
+    assert replay_base({"CLIPSHOE_REPLAY_URL": "http://127.0.0.1:7/"}) == "http://127.0.0.1:7"
     with pytest.raises(ValueError):
         replay_base({"CLIPSHOE_REPLAY_URL": "127.0.0.1:7"})
 
@@ -150,3 +149,41 @@ def test_text_prices_with_thousands_separators():
     assert to_float("1.299.000₫") == 1299000.0
     assert to_float("1,299,000") == 1299000.0
     assert to_float("79.00") == 79.0
+
+
+def test_the_parser_middleware_retries_malformed_bodies_and_leaves_parser_bugs_to_scrapy():
+    from scrapy import Request, Spider
+    from scrapy.utils.test import get_crawler
+
+    from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
+    from scrapers.signals import page_failed
+
+    crawler = get_crawler(Spider, {"RETRY_TIMES": 1})
+    crawler.spider = Spider.from_crawler(crawler, name="tiki")
+    announced = []
+    crawler.signals.connect(lambda **kw: announced.append(kw["reason"]), signal=page_failed, weak=False)
+    middleware = MalformedResponseMiddleware(crawler)
+    stats = crawler.stats
+
+    def page(url: str, callback):
+        response = _response(url, b"{}")
+        response.request = Request(url, callback=callback)
+        middleware.process_spider_input(response)
+        return response
+
+    def parse_product(response):
+        return []
+
+    malformed = page("https://tiki.vn/api/v2/products/1", parse_product)
+    retry = middleware.process_spider_exception(malformed, MalformedResponse("json"))
+    assert [r.url for r in retry] == [malformed.url] and stats.get_value("clipshoe/pages") == 0
+    again = page(malformed.url, parse_product)
+    again.request = retry[0]
+    assert middleware.process_spider_exception(again, MalformedResponse("json")) == []  # retries spent
+    bug = page("https://tiki.vn/api/v2/products/2", parse_product)
+    assert middleware.process_spider_exception(bug, KeyError("price")) is None  # Scrapy logs and counts it
+    assert stats.get_value("clipshoe/pages") == 2
+    assert stats.get_value("clipshoe/failed_pages/malformed_json") == 1
+    assert stats.get_value("clipshoe/failed_pages/parser_error") == 1
+    assert stats.get_value("clipshoe/parser_errors/parse_product/KeyError") == 1
+    assert announced == ["malformed_json", "parser_error"]
