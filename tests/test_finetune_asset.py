@@ -28,7 +28,7 @@ from tests.curated_fixture import write_curated_pairs
 pytestmark = pytest.mark.slow
 
 TINY = {"model": TINY_MODEL, "pretrained": None, "allow_random_init": True, "epochs": 8, "batch_size": 16,
-        "lr": 5e-3, "warmup": 5, "workers": 0, "gpus": 0, "val_fraction": 0.25, "log_every_n_steps": 5}
+        "lr": 5e-3, "warmup": 5, "workers": 0, "gpus": 0, "export": {"val_fraction": 0.25}, "log_every_n_steps": 5}
 
 
 def finetune(instance, **fields) -> dg.ExecuteInProcessResult:
@@ -81,7 +81,7 @@ def test_tiny_clip_learns_through_the_asset(data_dir):
 def test_large_exports_train_from_webdataset_shards_with_a_csv_validation_set(data_dir):
     """The full-scale path: open_clip reads the shards (and the small validation CSV)."""
     with dg.DagsterInstance.ephemeral() as instance:
-        result = finetune(instance, webdataset_min_pairs=10, epochs=2, workers=1)
+        result = finetune(instance, export={"val_fraction": 0.25, "webdataset_min_pairs": 10}, epochs=2, workers=1)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     metadata = {k: v.value for k, v in result.asset_materializations_for_node("finetuned_clip")[0].metadata.items()}
     assert metadata["dataset_type"] == "webdataset"

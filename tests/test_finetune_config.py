@@ -3,13 +3,15 @@ started, and where the starting weights come from (without network)."""
 
 from __future__ import annotations
 
+import inspect
+
 import pydantic
 import pytest
 import torch
 
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
-from clipshoe_pipeline.training.launch import speed_settings
+from clipshoe_pipeline.training.launch import HOOKED_TRAINER_NAMES, speed_settings
 from clipshoe_pipeline.training.models import TINY_MODEL, load_clip, register_model_configs
 from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
@@ -47,7 +49,8 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     ({"extra_args": ["--opt", "timm/lamb"]}, "needs --eps"),
     ({"extra_args": ["--resume=x"]}, "set by the asset"),
     ({"extra_args": ["--model", "ViT-L-14"]}, "set by the asset"),
-    ({"val_fraction": 1.0}, "less than 1"),
+    ({"export": {"val_fraction": 1.0}}, "val_fraction must be within"),
+    ({"export": {"shard_size": 0}}, "must be positive"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(fields, message):
     with pytest.raises(pydantic.ValidationError, match=message):
@@ -67,6 +70,21 @@ def test_compiled_on_gpus_eager_on_the_cpu_and_cuda_graphs_on_one_gpu_only(tmp_p
     assert "--torchcompile" not in run.trainer_argv(RunSpec("m", [], {}))
     # Speed settings resume the same run: they change how fast it goes, not what it learns.
     assert RunSpec("m", [], {}, compile_mode="default", fused_adamw=True).name == RunSpec("m", [], {}).name
+
+
+def test_the_open_clip_names_we_hook_still_exist_with_the_arguments_we_pass():
+    import open_clip.factory
+    import open_clip_train.main as trainer_main
+    from torch._inductor import list_mode_options
+
+    for name in HOOKED_TRAINER_NAMES:
+        assert hasattr(trainer_main, name), f"open_clip_train.main.{name} is gone: update training/launch.py"
+    assert list(inspect.signature(trainer_main.train_one_epoch).parameters)[:9] == [
+        "model", "data", "loss", "epoch", "optimizer", "scaler", "scheduler", "dist_model", "args"]
+    assert list(inspect.signature(trainer_main.evaluate).parameters)[:4] == ["model", "data", "epoch", "args"]
+    assert trainer_main.optim is torch.optim  # main() builds optim.AdamW: what speed_settings replaces
+    assert callable(open_clip.factory._find_checkpoint_in_dir)  # training/weights.py picks a file as open_clip does
+    assert list_mode_options("reduce-overhead")  # speed_settings patches inductor with a mode's options
 
 
 def test_speed_settings_reach_the_trainer_and_are_undone_after_it():

@@ -17,6 +17,9 @@ schedule, checkpoints, `--resume latest`. What we add, around it rather than in 
 
 Before resuming, a checkpoint left truncated by a killed save is removed, because
 `--resume latest` would pick it and fail to unpickle it.
+
+This is the one module that replaces names inside open_clip (`HOOKED_TRAINER_NAMES`);
+tests/test_finetune_config.py checks that they still exist with the arguments we pass.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ from clipshoe_pipeline.training.models import register_model_configs
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, selection_score
 
 PIPES_CONTEXT_ENV = "DAGSTER_PIPES_CONTEXT"  # dagster_pipes.DAGSTER_PIPES_CONTEXT_ENV_VAR, without importing it
+# The attributes of open_clip_train.main replaced while main() runs, and why: the
+# epoch records (train_one_epoch, evaluate) and the AdamW kernel (optim).
+HOOKED_TRAINER_NAMES = ("train_one_epoch", "evaluate", "optim")
 WARMUP_STEPS = 5  # steps left out of samples/s: worker start-up and the first allocations
 
 

@@ -25,7 +25,6 @@ from clipshoe_pipeline.curation.assemble import (
     curate,
     rejection_counts,
 )
-from clipshoe_pipeline.curation.clusters import DedupConfig
 from clipshoe_pipeline.curation.diversity import (
     ATTRIBUTE_COLUMNS,
     SELLER,
@@ -38,9 +37,9 @@ from clipshoe_pipeline.curation.diversity import (
 )
 from clipshoe_pipeline.curation.features import image_features, run_counts
 from clipshoe_pipeline.curation.images import NormaliseConfig
-from clipshoe_pipeline.curation.text import CaptionConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
+from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.markdown import markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
@@ -51,35 +50,17 @@ from scrapers.items import SITES
 EXAMPLE_CLUSTERS = 5
 PRODUCT_BATCH_ROWS = 4096  # products held as Python rows at once (captions, the shoe filter)
 
-_DEDUP = DedupConfig()
-_CURATION = CurationConfig()
+CurationFields = mirror(CurationConfig)
+NormaliseFields = mirror(NormaliseConfig)
 
 
 class CurateConfig(dg.Config):
-    """Curation knobs (the Launchpad's run config); defaults are the measured ones."""
+    """Curation knobs (the Launchpad's run config): the library's own config classes,
+    whose defaults are the measured ones (benchmarks/dedup_quality.py for `dedup`)."""
 
-    phash_radius: int = _DEDUP.phash_radius  # see benchmarks/dedup_quality.py for the choice
-    dhash_radius: int = _DEDUP.dhash_radius
-    colour_distance: float = _DEDUP.colour_distance
-    crop_phash_radius: int | None = _DEDUP.crop_phash_radius  # None: re-cropped copies are not looked for
-    crop_dhash_radius: int = _DEDUP.crop_dhash_radius
-    verify_distance: float | None = _DEDUP.verify_distance  # None: hash matches are not verified
-    test_fraction: float = 0.1
-    split_seed: int = 0
-    caption_max_chars: int = CaptionConfig().max_chars
-    short_side: int = NormaliseConfig().short_side
+    curation: CurationFields = CurationFields()
+    images: NormaliseFields = NormaliseFields()
     workers: int | None = None  # image decoding processes of the local pool; None: one per CPU
-    max_pairs_per_product: int | None = _CURATION.max_pairs_per_product  # None: no cap
-    max_pairs_per_seller: int | None = _CURATION.max_pairs_per_seller  # needs a `seller` column in raw_products
-
-    def curation(self) -> CurationConfig:
-        return CurationConfig(
-            dedup=DedupConfig(phash_radius=self.phash_radius, dhash_radius=self.dhash_radius,
-                              colour_distance=self.colour_distance, crop_phash_radius=self.crop_phash_radius,
-                              crop_dhash_radius=self.crop_dhash_radius, verify_distance=self.verify_distance),
-            caption=CaptionConfig(max_chars=self.caption_max_chars),
-            test_fraction=self.test_fraction, split_seed=self.split_seed,
-            max_pairs_per_product=self.max_pairs_per_product, max_pairs_per_seller=self.max_pairs_per_seller)
 
 
 @dg.asset(
@@ -101,7 +82,7 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     clock = StageClock()
     with clock.stage("features"):
         features = image_features(paths.images, paths.normalised_images, _stored_images(catalog),
-                                  NormaliseConfig(short_side=config.short_side), paths.image_features_cache,
+                                  config.images.build(), paths.image_features_cache,
                                   image_engine.engine(config.workers))
     counts = run_counts(features)
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
@@ -109,7 +90,7 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     with clock.stage("attributes"):
         attributes = product_attributes(_product_batches(catalog, ATTRIBUTE_COLUMNS, optional=(SELLER,)))
     curated = curate(_product_batches(catalog, PRODUCT_COLUMNS), features.select(FEATURE_COLUMNS),
-                     paths.normalised_images.relative_to(paths.root).as_posix(), config.curation(),
+                     paths.normalised_images.relative_to(paths.root).as_posix(), config.curation.build(),
                      examples=EXAMPLE_CLUSTERS, clock=clock, sellers=attributes.select(["site", "product_id", SELLER]))
     del features
     with clock.stage("write"):

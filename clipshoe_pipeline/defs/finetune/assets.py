@@ -108,7 +108,7 @@ def prepare_run(config: FinetuneConfig, catalog: CatalogDB) -> tuple[RunDir, Run
         compile_mode = config.compile_mode(gpus)
         weights = resolve_weights(config.model, config.pretrained, allow_random_init=config.allow_random_init)
         data = export_training_data(catalog.table("curated_pairs").to_pylist(), paths.root,
-                                    paths.training_export, config.export())
+                                    paths.training_export, config.export_config())
     except (MissingWeights, ExportError, ValueError) as error:
         raise dg.Failure(str(error)) from error
     if data.train_pairs < config.batch_size * max(gpus, 1):

@@ -13,6 +13,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, model_validator
 
+from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.training.export import ExportConfig
 from clipshoe_pipeline.training.models import SCHEMA_PREFIXES
 
@@ -20,6 +21,7 @@ Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pur
 # torch.compile modes; those with CUDA graphs: one GPU (DDP's hooks run outside graphs), no accumulation
 CompileMode = Literal["auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"]
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+ExportFields = mirror(ExportConfig, exclude=("seed",))
 
 
 class FinetuneConfig(dg.Config):
@@ -46,9 +48,9 @@ class FinetuneConfig(dg.Config):
     workers: int = Field(default=4, ge=0, description="Data loader processes per GPU.")
     seed: int = 0
     gpus: int | None = Field(default=None, ge=0, description="Processes (torchrun) on GPUs; None: all visible; 0: CPU.")
-    val_fraction: float = Field(default=ExportConfig.val_fraction, gt=0, lt=1)
-    val_max_pairs: int = Field(default=ExportConfig.val_max_pairs, ge=1)
-    webdataset_min_pairs: int = Field(default=ExportConfig.webdataset_min_pairs, ge=1)
+    export: ExportFields = Field(
+        default=ExportFields(), description="How the curated pairs are written for the trainer and which are held "
+        "out to pick the best epoch (training.export.ExportConfig; its seed is `seed`).")
     log_every_n_steps: int = Field(default=50, ge=1)
     torch_compile: CompileMode = Field(
         default="auto", description="open_clip's --torchcompile with this torch.compile mode; auto: default mode "
@@ -78,9 +80,8 @@ class FinetuneConfig(dg.Config):
             raise ValueError("a timm optimizer (--opt timm/...) needs --eps in extra_args, e.g. 1e-6")
         return self
 
-    def export(self) -> ExportConfig:
-        return ExportConfig(val_fraction=self.val_fraction, val_max_pairs=self.val_max_pairs,
-                            webdataset_min_pairs=self.webdataset_min_pairs, seed=self.seed)
+    def export_config(self) -> ExportConfig:
+        return self.export.build(seed=self.seed)
 
     def compile_mode(self, gpus: int) -> str | None:
         """The torch.compile mode for a run on `gpus` GPUs (0: CPU); None: eager."""
