@@ -68,10 +68,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hashing import PeakRss, naive_image_hashes, write_store  # noqa: E402  (benchmarks/hashing.py)
 from neardup import planted_codes  # noqa: E402  (benchmarks/neardup.py)
 
-from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components  # noqa: E402
+from clipshoe_pipeline.curation.config import DedupConfig, NormaliseConfig  # noqa: E402
+from clipshoe_pipeline.curation.components import connected_components  # noqa: E402
 from clipshoe_pipeline.curation.features import STATUS_OK, default_workers, image_features  # noqa: E402
 from clipshoe_pipeline.curation.hashing import perceptual_hashes, window_hashes  # noqa: E402
-from clipshoe_pipeline.curation.images import NormaliseConfig, normalise  # noqa: E402
+from clipshoe_pipeline.curation.images import normalise  # noqa: E402
 from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs  # noqa: E402
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw, encode_jpeg  # noqa: E402
 from replay_shop.vocab import SHOE_KINDS  # noqa: E402

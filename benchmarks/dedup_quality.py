@@ -27,7 +27,8 @@ from PIL import ImageStat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clipshoe_pipeline.curation.clusters import DedupConfig, duplicate_pairs  # noqa: E402
+from clipshoe_pipeline.curation.clusters import duplicate_pairs  # noqa: E402
+from clipshoe_pipeline.curation.config import DedupConfig
 from clipshoe_pipeline.curation.hashing import THUMB_SIDE, perceptual_hashes, thumbnail, window_hashes  # noqa: E402
 from clipshoe_pipeline.curation.images import Normalised, normalise  # noqa: E402
 from replay_shop.catalog import Catalog  # noqa: E402

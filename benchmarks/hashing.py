@@ -42,9 +42,10 @@ import imagehash  # noqa: E402
 import psutil  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from clipshoe_pipeline.curation.config import NormaliseConfig
 from clipshoe_pipeline.curation.features import default_workers, image_features  # noqa: E402
 from clipshoe_pipeline.curation.hashing import as_int64, hamming, perceptual_hashes  # noqa: E402
-from clipshoe_pipeline.curation.images import NormaliseConfig, Normalised, normalise  # noqa: E402
+from clipshoe_pipeline.curation.images import Normalised, normalise  # noqa: E402
 from replay_shop.catalog import Catalog  # noqa: E402
 
 SAMPLE_SECONDS = 0.02

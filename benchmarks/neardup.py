@@ -29,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components  # noqa: E402
+from clipshoe_pipeline.curation.config import DedupConfig  # noqa: E402
+from clipshoe_pipeline.curation.components import connected_components  # noqa: E402
 from clipshoe_pipeline.curation.neardup import exhaustive_pairs, near_pairs, plan_tables  # noqa: E402
 
 

@@ -18,6 +18,7 @@ REJECTED = pa.schema([
     ("site", pa.string()), ("product_id", pa.string()), ("url", pa.string()), ("image_url", pa.string()),
     ("stage", pa.string()), ("reason", pa.string()),
 ])
+CURATE_STAGE = "curate"  # the `stage` of curation's rows (the crawl's come from its journal)
 REJECTIONS_SCHEMA = REJECTED.append(pa.field("run_id", pa.string())).append(
     pa.field("recorded_at", pa.timestamp("us", tz="UTC")))
 

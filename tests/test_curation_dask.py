@@ -14,7 +14,7 @@ from distributed import LocalCluster
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.curation.dask_engine import DaskCluster, WorkerStepFailed
 from clipshoe_pipeline.curation.features import LocalPool, image_features, run_counts
-from clipshoe_pipeline.curation.images import NormaliseConfig
+from clipshoe_pipeline.curation.config import NormaliseConfig
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.curate.resources import ImageEngine, resources
 from clipshoe_pipeline.settings import DASK_ADDRESS

@@ -8,12 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from clipshoe_pipeline.curation.config import CurationConfig
 from clipshoe_pipeline.curation.assemble import (
     CAPPED_PER_PRODUCT,
     CAPPED_PER_SELLER,
     CURATED_PAIRS_SCHEMA,
     FEATURE_COLUMNS,
-    CurationConfig,
     curate,
 )
 from clipshoe_pipeline.curation.diversity import (

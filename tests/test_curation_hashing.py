@@ -17,7 +17,7 @@ from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, Engine, LocalPo
 from clipshoe_pipeline.curation.hashing import (CROP_WINDOWS, THUMB_SIDE, WINDOW_SIDE, as_int64, as_uint64,
                                                 bits_to_int64, dhash, hamming, hamming_distances, perceptual_hashes,
                                                 phash, popcount, thumbnail, window_hashes)
-from clipshoe_pipeline.curation.images import NormaliseConfig
+from clipshoe_pipeline.curation.config import NormaliseConfig
 from replay_shop.catalog import Catalog
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
 

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 from PIL.JpegImagePlugin import JpegImageFile
 
-from clipshoe_pipeline.curation.images import NormaliseConfig, Normalised, Reason, Rejected, normalise
+from clipshoe_pipeline.curation.config import NormaliseConfig
+from clipshoe_pipeline.curation.images import Normalised, Reason, Rejected, normalise
 from replay_shop.catalog import Catalog
 
 CONFIG = NormaliseConfig()

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from benchmarks.dedup_quality import planted_images, score, transform_recall
-from clipshoe_pipeline.curation.clusters import (DedupConfig, aligned_distances, connected_components,
-                                                 duplicate_clusters, duplicate_pairs)
+from clipshoe_pipeline.curation.clusters import aligned_distances, duplicate_clusters, duplicate_pairs
+from clipshoe_pipeline.curation.components import connected_components
+from clipshoe_pipeline.curation.config import DedupConfig
 from clipshoe_pipeline.curation.hashing import THUMB_SIDE, thumbnail
 from clipshoe_pipeline.curation.neardup import (exhaustive_pairs, exhaustive_pairs_between, near_pairs,
                                                 near_pairs_between)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from clipshoe_pipeline.curation.config import CaptionConfig
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
-from clipshoe_pipeline.curation.text import CaptionConfig, build_caption, clean_description, clean_title
+from clipshoe_pipeline.curation.text import build_caption, clean_description, clean_title
 from replay_shop import vocab
 from replay_shop.catalog import Catalog
 from replay_shop.records import ShopProduct

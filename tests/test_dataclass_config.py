@@ -7,8 +7,7 @@ import dagster as dg
 import pydantic
 import pytest
 
-from clipshoe_pipeline.curation.assemble import CurationConfig
-from clipshoe_pipeline.curation.images import NormaliseConfig
+from clipshoe_pipeline.curation.config import CurationConfig, NormaliseConfig
 from clipshoe_pipeline.defs.curate.assets import CurateConfig
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.training.export import ExportConfig

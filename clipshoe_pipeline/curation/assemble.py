@@ -20,24 +20,25 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipshoe_pipeline.curation.clusters import DedupConfig, connected_components, duplicate_pairs
+from clipshoe_pipeline.curation.clusters import duplicate_pairs
+from clipshoe_pipeline.curation.components import connected_components
+from clipshoe_pipeline.curation.config import CaptionConfig, CurationConfig, DedupConfig
 from clipshoe_pipeline.curation.hashing import THUMB_SIDE
 from clipshoe_pipeline.curation.features import STATUS_OK
 from clipshoe_pipeline.curation.shoes import non_shoe_reason
 from clipshoe_pipeline.curation.split import achieved_test_fraction, grouped_split
-from clipshoe_pipeline.curation.text import CaptionConfig, as_list, build_caption, clean_category_path
-from clipshoe_pipeline.rejections import REJECTED
+from clipshoe_pipeline.curation.text import as_list, build_caption, clean_category_path
+from clipshoe_pipeline.rejections import CURATE_STAGE, REJECTED
 from clipshoe_pipeline.stage_clock import StageClock
 
 _Column = pa.Array | pa.ChunkedArray
 
-STAGE = "curate"
 NEAR_DUPLICATE = "near_duplicate"
 NO_USABLE_IMAGE = "no_usable_image"
 MISSING_FEATURES = "missing_features"
@@ -87,18 +88,6 @@ CURATED_PAIRS_SCHEMA = pa.schema([
     pa.field("url", pa.string(), nullable=False),  # the product page
     pa.field("split", pa.string(), nullable=False),  # train | test
 ])
-
-
-@dataclass(frozen=True)
-class CurationConfig:
-    dedup: DedupConfig = field(default_factory=DedupConfig)
-    caption: CaptionConfig = field(default_factory=CaptionConfig)
-    test_fraction: float = 0.1
-    split_seed: int = 0
-    # Pairs kept per product / per seller, the canonical first; None: no cap. The
-    # seller cap needs curate's `sellers`; products without a seller are not capped.
-    max_pairs_per_product: int | None = None
-    max_pairs_per_seller: int | None = None
 
 
 @dataclass
@@ -355,7 +344,7 @@ def _product_key(table: pa.Table) -> pa.ChunkedArray:
 def _rejected(site: _Column, product_id: _Column, url: _Column, image_url: _Column, reason: str) -> pa.Table:
     """Curate-stage rejections of these images, all for `reason`."""
     return pa.table({"site": site, "product_id": product_id, "url": url, "image_url": image_url,
-                     "stage": pa.array([STAGE] * len(site), pa.string()),
+                     "stage": pa.array([CURATE_STAGE] * len(site), pa.string()),
                      "reason": pa.array([reason] * len(site), pa.string())}, schema=REJECTED)
 
 
@@ -397,7 +386,7 @@ class _RejectionRows:
         self.add_row(product["site"], product["product_id"], product.get("url"), image_url, reason)
 
     def add_row(self, site: str, product_id: str, url: str | None, image_url: str | None, reason: str) -> None:
-        for name, value in zip(REJECTED.names, (site, product_id, url, image_url, STAGE, reason)):
+        for name, value in zip(REJECTED.names, (site, product_id, url, image_url, CURATE_STAGE, reason)):
             self.columns[name].append(value)
 
     def table(self) -> pa.Table:

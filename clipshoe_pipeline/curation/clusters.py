@@ -22,11 +22,11 @@ well under a second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numba
 import numpy as np
 
+from clipshoe_pipeline.curation.components import connected_components
+from clipshoe_pipeline.curation.config import DedupConfig
 from clipshoe_pipeline.curation.hashing import CROP_WINDOWS, THUMB_SIDE
 from clipshoe_pipeline.curation.neardup import as_codes, near_pairs, near_pairs_between
 
@@ -38,38 +38,6 @@ COMPARE_SIDE = 16
 # grid is 0.05, so a re-crop is up to 0.025 off per edge: two 0.0125 steps cover it.
 REFINE_STEP = 0.0125
 REFINE_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class DedupConfig:
-    """When two pictures are the same photo. Defaults and their measured precision
-    and recall on the replay shop's planted duplicates: benchmarks/dedup_quality.py."""
-
-    # Candidates: Hamming distances (of 64 bits) of full-image hashes. Looser radii
-    # find nothing more (the crop windows catch those copies) and would widen the gap
-    # to the hash-only split check in defs/curate/checks.py.
-    phash_radius: int = 4
-    dhash_radius: int = 8
-    # Largest per-channel difference of the mean RGB colours (0-255); None: not checked.
-    # A re-crop moves the mean colour by up to 7.
-    colour_distance: int | None = 8
-    # Re-cropped copies: a picture's full-image hashes against the other's crop
-    # windows (curation.hashing.window_hashes), within these radii; None: not checked.
-    crop_phash_radius: int | None = 6
-    crop_dhash_radius: int = 10
-    # Largest mean absolute difference (grey levels, 0-255) of the aligned thumbnails;
-    # None: candidates are not verified.
-    verify_distance: float | None = 3.0
-
-    def __post_init__(self):
-        for name in ("phash_radius", "dhash_radius", "crop_phash_radius", "crop_dhash_radius"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < 64:
-                raise ValueError(f"{name} must be in [0, 63], got {value}")
-        for name in ("colour_distance", "verify_distance"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0 or None, got {value}")
 
 
 def duplicate_pairs(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray | None,
@@ -231,35 +199,6 @@ def duplicate_clusters(phash: np.ndarray, dhash: np.ndarray, colour: np.ndarray 
     (transitively), so a picture without duplicates is its own cluster."""
     return connected_components(
         duplicate_pairs(phash, dhash, colour, config, window_phash, window_dhash, thumbnails), len(phash))
-
-
-def connected_components(pairs: np.ndarray, n: int) -> np.ndarray:
-    """For nodes 0..n-1 joined by `pairs` (shape (k, 2)), each node's component
-    label: the smallest node of its component (int64)."""
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if len(pairs) and (pairs.min() < 0 or pairs.max() >= n):
-        raise ValueError(f"pair indices must be in [0, {n})")
-    parent = np.arange(n, dtype=np.int64)
-    left, right = pairs[:, 0], pairs[:, 1]
-    while len(left):
-        # Every parent is a root here; hook the larger root of each pair onto the
-        # smaller. Roots only ever point lower, so no cycle can form.
-        a, b = parent[left], parent[right]
-        joined = a != b
-        left, right = left[joined], right[joined]  # pairs already inside one tree are done
-        low, high = np.minimum(a[joined], b[joined]), np.maximum(a[joined], b[joined])
-        np.minimum.at(parent, high, low)
-        _compress(parent)
-    return parent
-
-
-def _compress(parent: np.ndarray) -> None:
-    """Point every node at its root (pointer jumping: log of the depth rounds)."""
-    while True:
-        grandparent = parent[parent]
-        if np.array_equal(grandparent, parent):
-            return
-        parent[:] = grandparent
 
 
 def _colours(colour: np.ndarray | None, n: int) -> np.ndarray:

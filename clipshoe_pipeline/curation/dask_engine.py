@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clipshoe_pipeline.curation.features import Job, image_records, job_chunks
-from clipshoe_pipeline.curation.images import NormaliseConfig
+from clipshoe_pipeline.curation.config import NormaliseConfig
 
 CHUNK_SIZE = 64  # images per task: about a second of decoding, so the scheduler's ~1 ms per task is noise
 _CHUNKS_PER_THREAD = 2  # one running and one waiting, so no thread idles while a result travels back

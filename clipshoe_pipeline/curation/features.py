@@ -33,8 +33,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import ImageStat
 
+from clipshoe_pipeline.curation.config import NormaliseConfig
 from clipshoe_pipeline.curation.hashing import perceptual_hashes, thumbnail, window_hashes
-from clipshoe_pipeline.curation.images import NormaliseConfig, Rejected, normalise
+from clipshoe_pipeline.curation.images import Rejected, normalise
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_common.files import write_once
 

@@ -24,6 +24,8 @@ from enum import StrEnum
 
 from PIL import ExifTags, Image, ImageOps, ImageStat
 
+from clipshoe_pipeline.curation.config import NormaliseConfig
+
 # Pillow's bomb limit is a process-wide global with an implicit default (~89 Mpx);
 # we state ours. Shop photos are at most a few thousand pixels a side, and 40 Mpx
 # bounds a decode at ~120 MB of RGB. Pillow raises DecompressionBombError past twice
@@ -44,26 +46,6 @@ class Reason(StrEnum):
     TOO_SMALL = "too_small"
     EXTREME_ASPECT = "extreme_aspect"
     NEAR_BLANK = "near_blank"
-
-
-@dataclass(frozen=True)
-class NormaliseConfig:
-    """What counts as a usable image and the size it is normalised to."""
-
-    short_side: int = 320  # shorter side of the normalised image, px
-    min_side: int = 96  # shorter side below this: too_small
-    max_aspect: float = 3.0  # longer / shorter side above this: extreme_aspect
-    # Grayscale standard deviation below this: near_blank. A flat fill (the replay
-    # shop's planted blanks) measures 0, or ~1 with JPEG noise; the replay shop's
-    # least contrasted real picture measures 10 (tests/test_curation_images.py checks both).
-    blank_std: float = 4.0
-    jpeg_quality: int = 90
-
-    def __post_init__(self):
-        if not 256 <= self.short_side <= 384:
-            raise ValueError(f"short_side must be in 256..384, not {self.short_side}")
-        if self.min_side < 1 or self.max_aspect < 1 or self.blank_std < 0:
-            raise ValueError(f"invalid NormaliseConfig {self}")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipshoe_pipeline.curation.clusters import connected_components
+from clipshoe_pipeline.curation.components import connected_components
 
 TRAIN = "train"
 TEST = "test"

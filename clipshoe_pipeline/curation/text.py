@@ -17,9 +17,9 @@ import functools
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from clipshoe_common.text import html_to_text
+from clipshoe_pipeline.curation.config import CaptionConfig
 
 # Words that mark a bracketed tag as promotion: "[CHÍNH HÃNG]", "[ Free Ship ]",
 # "[SALE SỐC]", "[HÀNG MỚI VỀ]", "[ẢNH THẬT]", "[TẶNG TEM BIKER]". Brackets without one
@@ -134,14 +134,6 @@ def clean_description(description: str | None) -> str:
         if not _SERVICE_LINE.search(line)
     )
     return "\n".join(line for line in lines if line)
-
-
-@dataclass(frozen=True)
-class CaptionConfig:
-    """How captions are built. `max_chars` keeps captions inside what CLIP's text
-    encoder reads (77 tokens; ~300 Vietnamese characters tokenise to about that)."""
-
-    max_chars: int = 300
 
 
 # The caption template (Vietnamese, every part optional):

@@ -16,15 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clipshoe_pipeline.catalog_db import CatalogDB
-from clipshoe_pipeline.curation.assemble import (
-    CURATED_PAIRS_SCHEMA,
-    FEATURE_COLUMNS,
-    PRODUCT_COLUMNS,
-    STAGE,
-    CurationConfig,
-    curate,
-    rejection_counts,
-)
+from clipshoe_pipeline.curation.config import CurationConfig, NormaliseConfig
 from clipshoe_pipeline.curation.diversity import (
     ATTRIBUTE_COLUMNS,
     SELLER,
@@ -35,15 +27,13 @@ from clipshoe_pipeline.curation.diversity import (
     spread_markdown,
     write_plot,
 )
-from clipshoe_pipeline.curation.features import image_features, run_counts
-from clipshoe_pipeline.curation.images import NormaliseConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.markdown import markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import data_paths
-from clipshoe_pipeline.rejections import stamped
+from clipshoe_pipeline.rejections import CURATE_STAGE, stamped
 from clipshoe_pipeline.stage_clock import StageClock
 from scrapers.items import SITES
 
@@ -76,6 +66,17 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     spam, see the same photo many times, and be tested on pictures it trained on.
     Written to Parquet: `curated_pairs`, `near_duplicates` (the pairs behind the
     clusters, for the checks) and every site's curate-stage `rejections`."""
+    # The steps' numba kernels and scipy load here, in the run that curates: every run
+    # worker and the code location server import this module, most never curate.
+    from clipshoe_pipeline.curation.assemble import (
+        CURATED_PAIRS_SCHEMA,
+        FEATURE_COLUMNS,
+        PRODUCT_COLUMNS,
+        curate,
+        rejection_counts,
+    )
+    from clipshoe_pipeline.curation.features import image_features, run_counts
+
     paths = data_paths()
     if not catalog.files("raw_products"):
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
@@ -97,7 +98,7 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         rejections = stamped(curated.rejections, context.run.run_id)
         for site in SITES:  # every site's file, an empty one too: it replaces the last run's
             write_parquet_atomic(rejections.filter(pc.equal(rejections.column("site"), site)),
-                                 paths.rejections_parquet(site, STAGE))
+                                 paths.rejections_parquet(site, CURATE_STAGE))
         write_parquet_atomic(curated.near_duplicates, paths.near_duplicates_parquet)
         write_parquet_atomic(curated.pairs, paths.curated_pairs_parquet)
         catalog.publish("curated_pairs", "near_duplicates", "rejections")

@@ -6,9 +6,9 @@ import dagster as dg
 from PIL import Image
 
 from clipshoe_pipeline.catalog_db import CatalogDB
-from clipshoe_pipeline.curation.assemble import STAGE
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.paths import data_paths
+from clipshoe_pipeline.rejections import CURATE_STAGE
 
 SAMPLE = 5
 MAX_REJECT_RATE = 0.5  # per site, curate-stage rejections over products + images in
@@ -70,7 +70,7 @@ def curated_pairs_reject_rate(catalog: CatalogDB) -> dg.AssetCheckResult:
     """Per site, the share of curate-stage rejections stays under a bound: a jump
     means a shop changed its pages or a rule misfires."""
     rates = catalog.query(f"""
-        WITH rejected AS (SELECT site, count(*) AS n FROM rejections WHERE stage = '{STAGE}' GROUP BY site),
+        WITH rejected AS (SELECT site, count(*) AS n FROM rejections WHERE stage = '{CURATE_STAGE}' GROUP BY site),
              offered AS (SELECT site, count(*) + sum(len(list_filter(images, lambda i: i.status = 'ok'))) AS n
                          FROM raw_products GROUP BY site)
         SELECT o.site, coalesce(r.n, 0) AS rejected, o.n AS offered,

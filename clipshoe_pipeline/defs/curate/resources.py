@@ -14,9 +14,12 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from clipshoe_pipeline.curation.dask_engine import CHUNK_SIZE, DaskCluster
-from clipshoe_pipeline.curation.features import Engine, LocalPool
+from typing import TYPE_CHECKING
+
 from clipshoe_pipeline.settings import DASK_ADDRESS, env_var_if_set
+
+if TYPE_CHECKING:
+    from clipshoe_pipeline.curation.features import Engine
 
 
 class ImageEngine(dg.ConfigurableResource):
@@ -26,11 +29,16 @@ class ImageEngine(dg.ConfigurableResource):
     dask_address: str | None = Field(
         default=None, description="Dask scheduler address, e.g. tcp://10.0.0.5:8786; None: a process pool "
                                   f"on the run's machine. Default: ${DASK_ADDRESS} when set.")
-    chunk_size: int = Field(
-        default=CHUNK_SIZE, ge=1, description="Images per Dask task (the local pool sizes its own chunks).")
+    chunk_size: int | None = Field(
+        default=None, ge=1, description="Images per Dask task; None: curation.dask_engine.CHUNK_SIZE (the local "
+                                        "pool sizes its own chunks).")
 
     def engine(self, workers: int | None) -> Engine:
         """The engine for a run whose config asked for `workers` local processes (None: one per CPU)."""
+        # Imported by the run that uses them: both bring scipy and PIL (0.3 s) to every process loading the code.
+        from clipshoe_pipeline.curation.dask_engine import CHUNK_SIZE, DaskCluster
+        from clipshoe_pipeline.curation.features import LocalPool
+
         if self.dask_address is None:
             return LocalPool(workers)
         if workers is not None:
@@ -39,7 +47,7 @@ class ImageEngine(dg.ConfigurableResource):
                 f"run config asks for workers: {workers}, which sizes the local process pool, but image_engine "
                 f"sends the per-image step to the Dask cluster {self.dask_address}, whose workers decide; drop "
                 f"`workers` or unset {DASK_ADDRESS}")
-        return DaskCluster(self.dask_address, self.chunk_size)
+        return DaskCluster(self.dask_address, self.chunk_size or CHUNK_SIZE)
 
 
 @dg.definitions
