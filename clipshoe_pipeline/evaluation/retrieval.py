@@ -11,7 +11,7 @@ those bests. Each score is computed once (one matrix product's worth of work for
 both directions), and memory holds one block (64 MiB at the default 4096).
 
 Ranks follow `ranking` (ties pessimistic); R@k is CLIP_benchmark's hit rate (any
-positive in the top k); the median rank is numpy's median of the 1-based ranks (a
+positive in the top k; docs/references.md); the median rank is numpy's median of the 1-based ranks (a
 half when the number of queries is even). Embeddings are used as given: the
 encoder L2-normalises them, so scores are cosine similarities.
 

@@ -1,4 +1,5 @@
-"""UT Zappos50K from a local copy in the official layout, with its quirks counted.
+"""UT Zappos50K from a local copy in the official layout (docs/references.md), with its
+quirks counted.
 
     $CLIPSHOE_ZAPPOS_DIR/ut-zap50k-images-square/<Category>/<SubCategory>/<Brand>/<PID>.<COLOR>.jpg
                         (or ut-zap50k-images/, used when the square variant is absent)

@@ -1,4 +1,5 @@
-"""Zero-shot classification as CLIP_benchmark computes it, with multi-valued truth.
+"""Zero-shot classification as CLIP_benchmark computes it (docs/references.md), with
+multi-valued truth.
 
 Classifier: for each class, every prompt template is filled with the class's text,
 encoded, L2-normalised, averaged, and the mean re-normalised. Images are scored

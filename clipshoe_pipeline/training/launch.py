@@ -1,4 +1,5 @@
-"""The training process: open_clip's own trainer, plus the three things it lacks here.
+"""The training process: open_clip's own trainer (docs/references.md), plus what it
+lacks here.
 
 Run as `python -m clipshoe_pipeline.training.launch RUN_DIR` (or under `torchrun
 --nproc_per_node N -m ...` for several GPUs); the Dagster asset does this through
