@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CLIPSHOE_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CLIPSHOE_DATA_DIR)/dagster_home
 
-.PHONY: install test demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-pipeline-scale bench-train bench-evaluate clean
+.PHONY: install test test-fast demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-pipeline-scale bench-train bench-evaluate clean
 
 $(BIN)/clipshoe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(BIN)/clipshoe
 
 test: install  ## the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
+
+test-fast: install  ## everything but training, evaluation with a model and end-to-end runs (under a minute)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: install  ## the main job against the replay shop (synthetic data)
 	$(BIN)/clipshoe demo
@@ -30,7 +33,7 @@ replay-shop: install
 bench-crawl: install
 	$(BIN)/python benchmarks/crawl.py
 
-bench-curate: install  ## image hashing, near-duplicate search and DuckDB ingest against naive baselines
+bench-curate: install  ## image hashing and near-duplicate search against naive baselines
 	$(BIN)/python benchmarks/curate.py
 
 bench-curate-scale: install  ## curate_job per stage at growing catalog sizes, with growth exponents; dedup at 800k

@@ -6,7 +6,6 @@ timeouts and block pages. Tests and benchmarks relax the pacing explicitly
 (`-s` overrides) when they talk to the loopback replay shop.
 """
 
-import os
 
 BOT_NAME = "clipshoe"
 SPIDER_MODULES = ["scrapers.spiders"]
@@ -52,15 +51,15 @@ SPIDER_MIDDLEWARES = {
 }
 
 # --- The replay switch (see scrapers/replay.py) -------------------------------
-CLIPSHOE_REPLAY_URL = os.environ.get("CLIPSHOE_REPLAY_URL", "")
+CLIPSHOE_REPLAY_URL = ""  # e.g. http://127.0.0.1:8765; empty: the live sites
 DOWNLOAD_HANDLERS = {
     "http": "scrapers.replay.ReplayDownloadHandler",
     "https": "scrapers.replay.ReplayDownloadHandler",
 }
 
 # --- Storage -----------------------------------------------------------------
-_DATA_DIR = os.environ.get("CLIPSHOE_DATA_DIR", "data")
-CLIPSHOE_IMAGES_STORE = os.path.join(_DATA_DIR, "images")
+# The crawl command passes the data dir's image store; this is for a bare `scrapy crawl`.
+CLIPSHOE_IMAGES_STORE = "data/images"
 CLIPSHOE_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # larger bodies are cancelled mid-download
 CLIPSHOE_IMAGE_MIN_SIDE = 80  # pixels; thumbnails and tracking pixels are useless for CLIP
 ITEM_PIPELINES = {
@@ -80,4 +79,4 @@ DOWNLOAD_FAIL_ON_DATALOSS = True
 
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
-LOG_LEVEL = os.environ.get("SCRAPY_LOG_LEVEL", "INFO")
+LOG_LEVEL = "INFO"

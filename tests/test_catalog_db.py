@@ -12,7 +12,7 @@ import pytest
 from clipshoe_pipeline.catalog_db import DATASETS, CatalogDB
 from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths
-from tests.test_parquet_io import item_row
+from tests.builders import item_row
 
 
 @pytest.fixture

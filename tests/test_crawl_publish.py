@@ -22,7 +22,7 @@ from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
 from clipshoe_pipeline.paths import DataPaths
 from scrapers.interface import STATS_FILE, read_crawl_output
 from scrapers.journal import ITEMS, REJECTIONS
-from tests.test_parquet_io import item_row
+from tests.builders import item_row
 
 OK_STATS = {"clipshoe/verdict": "ok", "clipshoe/items": 3, "downloader/request_count": 40, "retry/count": 4,
             "clipshoe/blocked/count": 1, "retry/max_reached": 1, "clipshoe/pages": 30,

@@ -20,8 +20,7 @@ from clipshoe_pipeline.defs.curate.resources import ImageEngine, resources
 from clipshoe_pipeline.settings import DASK_ADDRESS
 from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths
-from tests.test_curation_hashing import Store, catalog_images  # noqa: F401 (a fixture)
-from tests.test_parquet_io import item_row
+from tests.builders import Store, item_row
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +43,7 @@ def normalised_files(store: Store) -> dict[str, bytes]:
             for path in store.normalised.rglob("*.jpg")}
 
 
+@pytest.mark.slow
 def test_dask_gives_the_local_pools_rows_cache_and_normalised_jpegs(tmp_path, catalog_images, cluster):
     local, remote = stores(tmp_path, catalog_images)
     # Two images a task: more chunks than the four in flight, so the window refills.
@@ -88,6 +88,7 @@ def curate(root, images: list[bytes], image_engine: ImageEngine, monkeypatch) ->
     return result
 
 
+@pytest.mark.slow
 def test_curated_pairs_on_the_cluster_named_by_the_env_var(tmp_path, catalog_images, cluster, monkeypatch):
     monkeypatch.setenv(DASK_ADDRESS, cluster)
     on_cluster = resources().resources["image_engine"]

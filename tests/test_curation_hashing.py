@@ -3,7 +3,6 @@ cache: unchanged images are never decoded or hashed twice."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw
 
-from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, Engine, LocalPool, image_features, run_counts
+from clipshoe_pipeline.curation.features import FEATURES_SCHEMA, LocalPool, run_counts
 from clipshoe_pipeline.curation.hashing import (CROP_WINDOWS, THUMB_SIDE, WINDOW_SIDE, as_int64, as_uint64,
                                                 bits_to_int64, dhash, hamming, hamming_distances, perceptual_hashes,
                                                 phash, popcount, thumbnail, window_hashes)
 from clipshoe_pipeline.curation.config import NormaliseConfig
-from replay_shop.catalog import Catalog
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
+from tests.builders import Store
 
 # -- hashes ---------------------------------------------------------------------------
 
@@ -115,42 +114,6 @@ def test_popcount_and_vectorised_hamming_agree_with_scalar_hamming():
 
 
 # -- features and the cache -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def catalog_images() -> list[bytes]:
-    """Ten good replay pictures and one planted blank, tiny and corrupt image each."""
-    catalog = Catalog(seed=1, products_per_site=30)
-    good, bad = [], {}
-    for site in catalog.sites:
-        for product in catalog.products(site):
-            for image in product.images:
-                if image.defect in ("blank", "tiny", "corrupt"):
-                    bad.setdefault(image.defect, catalog.image_bytes(image))
-                elif image.defect is None and len(good) < 10:
-                    good.append(catalog.image_bytes(image))
-    return good + list(bad.values())
-
-
-class Store:
-    """A content-addressed image store like the crawler's, in a temp folder."""
-
-    def __init__(self, root):
-        self.images = root / "images"
-        self.normalised = root / "normalised"
-        self.cache = root / "cache" / "image_features.parquet"
-        self.pairs: list[tuple[str, str]] = []
-
-    def add(self, data: bytes) -> str:
-        sha = hashlib.sha256(data).hexdigest()
-        path = self.images / sha[:2] / f"{sha}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        self.pairs.append((sha, f"{sha[:2]}/{sha}.jpg"))
-        return sha
-
-    def features(self, config: NormaliseConfig = NormaliseConfig(), engine: Engine = LocalPool(workers=1)):
-        return image_features(self.images, self.normalised, self.pairs, config, self.cache, engine)
 
 
 def test_features_rows_hashes_and_normalised_store(tmp_path, catalog_images):

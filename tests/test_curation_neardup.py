@@ -28,7 +28,12 @@ def planted_codes(n: int, seed: int) -> np.ndarray:
     return codes
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 7, 501, 2049])
+def sizes(*small: int, slow: int) -> list:
+    """Code counts to test with; the largest only in the full run (`make test`)."""
+    return [*small, pytest.param(slow, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("n", sizes(0, 1, 2, 7, 501, slow=2049))
 @pytest.mark.parametrize("radius", [0, 1, 3, 8, 12])
 def test_near_pairs_equal_exhaustive(n, radius):
     codes = planted_codes(n, seed=n + radius)
@@ -39,7 +44,7 @@ def test_near_pairs_equal_exhaustive(n, radius):
         assert np.array_equal(near_pairs(codes, radius, tables=tables, chunk_pairs=64), expected)
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 501])
+@pytest.mark.parametrize("n", sizes(0, 1, 7, 40, slow=501))
 @pytest.mark.parametrize("radius", [0, 1, 6, 10])
 def test_near_pairs_between_equal_exhaustive(n, radius):
     queries = planted_codes(n, seed=n + radius)
@@ -175,6 +180,7 @@ def small_catalog():
     return planted_images(seed=0, products_per_site=40)
 
 
+@pytest.mark.slow
 def test_uncropped_copies_are_found(small_catalog):
     truth = small_catalog.truth()
     found = duplicate_pairs(small_catalog.phash, small_catalog.dhash, small_catalog.colour,
@@ -184,6 +190,7 @@ def test_uncropped_copies_are_found(small_catalog):
     assert transform_recall(small_catalog, found, truth)["watermark"][1] > 0
 
 
+@pytest.mark.slow
 def test_default_meets_the_quality_bars(small_catalog):
     truth = small_catalog.truth()
     found = small_catalog.pairs()  # the default DedupConfig, crop windows included

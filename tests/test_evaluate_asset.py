@@ -20,9 +20,7 @@ from clipshoe_pipeline.paths import DataPaths
 from clipshoe_pipeline.settings import ZAPPOS_DIR
 from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED
 from clipshoe_pipeline.training.models import TINY_MODEL
-from tests.curated_fixture import write_curated_pairs
-from tests.test_evaluation_zappos import build_zappos_fixture
-from tests.test_finetune_asset import TINY
+from tests.builders import TINY, build_zappos_fixture, open_clip_folder, write_curated_pairs
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +132,6 @@ def test_zappos_is_found_through_the_run_config_too(data_dir):
 def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data_dir):
     """How a peer such as Marqo-FashionCLIP is brought to a machine without network:
     its Hugging Face repository's files in a folder, named local-dir:/path."""
-    from tests.test_finetune_config import open_clip_folder
 
     open_clip_folder(data_dir / "peer")
     with dg.DagsterInstance.ephemeral() as instance:

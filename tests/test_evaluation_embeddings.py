@@ -65,6 +65,7 @@ def test_checkpoint_ids(tmp_path):
     assert checkpoint_id("clipshoe-tiny", None) is None  # random weights: never cached
 
 
+@pytest.mark.slow
 def test_clip_encoder_gives_normalised_float32_in_batches(tmp_path):
     encoder = ClipEncoder.load("clipshoe-tiny", None, batch_size=2)
     paths = []

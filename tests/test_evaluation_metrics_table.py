@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pytest
 from PIL import Image
 
 from clipshoe_pipeline.curation.assemble import CURATED_PAIRS_SCHEMA
@@ -54,6 +55,7 @@ def test_markdown_shows_deltas_against_the_baseline():
     assert lines[3].endswith("| 0.100 | 0.125 (+0.025) |")
 
 
+@pytest.mark.slow
 def test_held_out_split_end_to_end_with_the_tiny_model(tmp_path):
     pairs = []
     for i, (product, colour, leaf, split) in enumerate([("1", "red", "Giày cao gót", "test"),

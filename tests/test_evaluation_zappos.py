@@ -3,52 +3,17 @@ quirks, and the whole zero-shot evaluation on it with the tiny random model."""
 
 from __future__ import annotations
 
-import csv
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from clipshoe_pipeline.evaluation.metrics_table import metrics_table
 from clipshoe_pipeline.evaluation.suites import EvaluatedModel, zappos_metrics
 from clipshoe_pipeline.evaluation.zappos import load_zappos, split_values
 from clipshoe_pipeline.training.weights import resolve_weights
-
-HEADER = ["CID", "Category", "SubCategory", "HeelHeight", "Insole", "Closure", "Gender", "Material", "ToeStyle"]
-# (CID, Category, SubCategory, brand folder, colour of the picture, metadata tail)
-PRODUCTS = [
-    ("100-1", "Boots", "Ankle", "Acme Co.", "black",
-     ["1in - 1 3/4in", "", "Zipper", "Women", "Leather;Rubber", "Round Toe"]),
-    ("100-2", "Boots", "Ankle", "Acme Co.", "brown", ["1in - 1 3/4in", "", "Zipper", "Women", "leather", ""]),
-    ("200-7", "Shoes", "Sneakers and Athletic Shoes", "Runner", "white",
-     ["Flat", "", "Lace up", "Men;Boys", "Mesh", "Round Toe"]),
-    ("300-1", "Sandals", "Flat", "Beach", "yellow", ["Flat", "", "Buckle", "Girls", "Synthetic ; Leather", "Open Toe"]),
-    ("400-4", "Slippers", "Slipper Flats", "Home", "red", ["", "", "", "Women", "Wool", ""]),
-]
-
-
-def build_zappos_fixture(root: Path, image_dir: str = "ut-zap50k-images-square") -> None:
-    """Five good items plus one of each quirk: a duplicated CID row, an image without
-    a row, a row without an image, and one CID's picture in two folders."""
-    for cid, category, subcategory, brand, colour, _ in PRODUCTS:
-        write_jpeg(root / image_dir / category / subcategory / brand / f"{cid.replace('-', '.')}.jpg", colour)
-    write_jpeg(root / image_dir / "Shoes" / "Oxfords" / "Nobody" / "999.9.jpg", "blue")  # no row
-    write_jpeg(root / image_dir / "Shoes" / "Loafers" / "Runner" / "200.7.jpg", "grey")  # 200-7 again
-    rows = [[cid, category, subcategory, *tail] for cid, category, subcategory, _, _, tail in PRODUCTS]
-    rows.append(rows[0][:2] + ["Knee High"] + rows[0][3:])  # duplicate CID 100-1, conflicting values
-    rows.append(["555-5", "Shoes", "Heels", "", "", "", "Women", "Satin", ""])  # no image
-    metadata = root / "ut-zap50k-data" / "meta-data.csv"
-    metadata.parent.mkdir(parents=True)
-    with open(metadata, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([HEADER, *rows])
-
-
-def write_jpeg(path: Path, colour: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (136, 136), colour).save(path, "JPEG")
-
+from tests.builders import build_zappos_fixture
 
 @pytest.fixture
 def zappos_root(tmp_path) -> Path:

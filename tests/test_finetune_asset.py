@@ -23,13 +23,9 @@ from clipshoe_pipeline.training.launch import remove_truncated_checkpoints
 from clipshoe_pipeline.training.models import TINY_MODEL, load_clip
 from clipshoe_pipeline.training.run import RunDir
 from clipshoe_common import PROJECT_ROOT
-from tests.curated_fixture import write_curated_pairs
+from tests.builders import TINY, write_curated_pairs
 
 pytestmark = pytest.mark.slow
-
-TINY = {"model": TINY_MODEL, "pretrained": None, "allow_random_init": True, "epochs": 8, "batch_size": 16,
-        "lr": 5e-3, "warmup": 5, "workers": 0, "gpus": 0, "export": {"val_fraction": 0.25}, "log_every_n_steps": 5}
-
 
 def finetune(instance, **fields) -> dg.ExecuteInProcessResult:
     config = {"ops": {"finetuned_clip": {"config": {**TINY, **fields}}}}

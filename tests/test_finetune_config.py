@@ -12,9 +12,10 @@ import torch
 from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import LAUNCHER, trainer_command, trainer_env
 from clipshoe_pipeline.training.launch import HOOKED_TRAINER_NAMES, speed_settings
-from clipshoe_pipeline.training.models import TINY_MODEL, load_clip, register_model_configs
+from clipshoe_pipeline.training.models import TINY_MODEL, load_clip
 from clipshoe_pipeline.training.run import RunDir, RunSpec, best_epoch
 from clipshoe_pipeline.training.weights import RANDOM_INIT, MissingWeights, resolve_weights
+from tests.builders import open_clip_folder
 
 
 def flag(args: list[str], name: str) -> str:
@@ -183,26 +184,6 @@ def test_cached_tags_and_local_files_resolve_to_the_file_that_will_be_read(tmp_p
     assert (cached.kind, cached.value, cached.file) == ("tag", "laion2b_s34b_b79k", str(weights))
     local = resolve_weights("ViT-B-32", str(weights))
     assert (local.kind, local.file) == ("path", str(weights))
-
-
-def open_clip_folder(folder, weights_name: str = "open_clip_model.safetensors"):
-    """The tiny model as an open_clip model repository holds it (config + weights)."""
-    import json
-
-    import open_clip
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    register_model_configs()
-    torch.manual_seed(1)  # not the weights load_clip's seeded random initialisation gives
-    model = open_clip.create_model(TINY_MODEL)
-    (folder / "open_clip_config.json").write_text(json.dumps({
-        "model_cfg": open_clip.get_model_config(TINY_MODEL), "preprocess_cfg": {}}))
-    if weights_name.endswith(".safetensors"):
-        save_file(model.state_dict(), folder / weights_name)
-    else:
-        torch.save(model.state_dict(), folder / weights_name)
-    return model
 
 
 def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_here(tmp_path, monkeypatch):

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from clipshoe_pipeline.parquet_io import RAW_PRODUCTS_SCHEMA, arrow_type, raw_products_table, write_parquet_atomic
-from scrapers.items import FIELD_NAMES, ProductItem
-
-
-def item_row(product_id: str, **changes) -> dict:
-    item = ProductItem(site="tiki", product_id=product_id, url=f"https://tiki.vn/p{product_id}.html",
-                       title=f"Giày {product_id}", brand="Biti's", category_path=["Giày - Dép nam"],
-                       attributes={"colour": "đen"}, price=350000.0, image_urls=["https://salt.tikicdn.com/a.jpg"],
-                       images=[{"url": "https://salt.tikicdn.com/a.jpg", "status": "ok", "path": "ab/ab.jpg",
-                                "sha256": "ab", "bytes": 10, "width": 100, "height": 100, "format": "JPEG",
-                                "reason": None}])
-    return {**dataclasses.asdict(item), **changes}
+from scrapers.items import FIELD_NAMES
+from tests.builders import item_row
 
 
 def test_schema_has_one_column_per_item_field_with_nullability_from_the_annotations():

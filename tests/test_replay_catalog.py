@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 
 from replay_shop.catalog import Catalog, MessRates
 from replay_shop.pictures import DEFECT_KINDS
-from tests.conftest import REPLAY_PRODUCTS_PER_SITE, REPLAY_SEED, fake_renderers
+from tests.builders import REPLAY_PRODUCTS_PER_SITE, REPLAY_SEED, fake_renderers
 
 MESS_TAGS = {"shared_picture", "colour_variant", "non_shoe", "bad_image", "html_text", "promo_spam", "null_brand",
              "listed_twice"}

@@ -18,7 +18,7 @@ from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.cli import build_parser
 from replay_shop.records import Faults
 from replay_shop.server import ROBOTS_TXT, running_shop
-from tests.conftest import FakeRenderer
+from tests.builders import FakeRenderer
 
 
 

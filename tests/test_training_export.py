@@ -17,7 +17,7 @@ from clipshoe_pipeline.training.export import (
     export_training_data,
     split_validation,
 )
-from tests.curated_fixture import write_curated_pairs
+from tests.builders import write_curated_pairs
 
 
 @pytest.fixture(scope="module")
