@@ -1,11 +1,12 @@
-"""Helpers the per-site spider tests share: building a spider, dressing a body as
-the response to a request, running callbacks, a stand-in catalog, a synchronous
-crawl through a replay renderer, and locating the real recorded bodies."""
+"""Helpers the spider tests share: building a spider, dressing a body as the
+response to a request, running callbacks, a stand-in catalog, a synchronous crawl
+through a replay renderer, comparing what came out with what was rendered, and
+locating the real recorded bodies, when present."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,9 +17,9 @@ from scrapy.utils.test import get_crawler
 
 from replay_shop.records import ShopImage, ShopProduct
 from replay_shop.sites.protocol import ShopReply, ShopRequest
-from scrapers.items import ProductItem
+from scrapers.items import ProductItem, validate
 from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
-from scrapers.text import clean_str
+from scrapers.text import clean_str, html_to_text, unique
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
@@ -67,13 +68,13 @@ def assert_malformed_body_is_retried(spider: scrapy.Spider, request: scrapy.Requ
 
 
 # -- fixtures ---------------------------------------------------------------------
-def site_fixtures(site: str) -> Callable[[str], bytes]:
-    """`fixture(name)` for tests/fixtures/<site>/: the file's bytes."""
-    return lambda name: (FIXTURES / site / name).read_bytes()
+def fixture(site: str, name: str) -> bytes:
+    """The bytes of our own fixture tests/fixtures/<site>/<name>."""
+    return (FIXTURES / site / name).read_bytes()
 
 
 def real_fixture(site: str, name: str) -> Path:
-    """A real recorded body under ../shared/fixtures/real/<site>/, or skip the test."""
+    """The path of a real recorded body of `site`, when present; else the test is skipped."""
     path = REAL_FIXTURES / site / name
     if not path.exists():
         pytest.skip(f"real {site} sample not present: {path}")
@@ -143,24 +144,34 @@ def crawl(renderer, catalog, spider: scrapy.Spider, categories: Iterable[str] | 
     return items, urls
 
 
-def assert_items_reproduce(items: list[ProductItem], records: list[ShopProduct], currency: str | None = None) -> None:
-    """Each record came out once, as the spider should read what the renderer wrote."""
+def assert_items_reproduce(items: list[ProductItem], records: list[ShopProduct]) -> None:
+    """Each record came out once, as the spider should read what the renderer wrote,
+    and as a valid item (validate raises for one that must be dropped)."""
     by_id = {item.product_id: item for item in items}
     assert sorted(by_id) == sorted(p.product_id for p in records) and len(items) == len(by_id)
     for record in records:
         item = by_id[record.product_id]
-        assert item.url == record.url
+        assert (item.site, item.url) == (record.site, record.url)
         assert item.title == clean_str(record.title)
         assert item.brand == clean_str(record.brand)
-        assert item.price == float(record.price)
-        if currency is not None:
-            assert item.currency == currency
-        assert item.image_urls == [image.url for image in record.images]
+        assert item.price == float(record.price) and item.currency == record.currency
+        assert item.image_urls == unique(image.url for image in record.images)
         assert item.category_path == list(record.category_path)
+        if html_to_text(record.description_html):
+            assert item.description == html_to_text(record.description_html)
         assert "<" not in item.description and "x(" not in item.description  # the planted <script>
         for key, value in (("colour", record.colour), ("material", record.material),
                            ("gender", record.gender), ("style", record.shoe_type)):
             assert item.attributes.get(key) == clean_str(value)
+        validate(item)
+
+
+def projected(value, like):
+    """`value` cut down to the keys of the dict `like`, recursively, so that
+    `projected(value, like) == like` says `value` holds all that `like` holds."""
+    if isinstance(value, dict) and isinstance(like, dict):
+        return {key: projected(value.get(key, "<missing>"), like[key]) for key in like}
+    return value
 
 
 def hosts_allowed(renderer, allowed_domains: Iterable[str]) -> None:
