@@ -16,17 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.curation import diversity as diversity_stats
 from clipshoe_pipeline.curation.config import CurationConfig, NormaliseConfig
-from clipshoe_pipeline.curation.diversity import (
-    ATTRIBUTE_COLUMNS,
-    SELLER,
-    concentration_markdown,
-    concentration_numbers,
-    dataset_diversity,
-    product_attributes,
-    spread_markdown,
-    write_plot,
-)
 from clipshoe_pipeline.defs.crawl.assets import raw_products
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.defs.dataclass_config import mirror
@@ -89,10 +80,12 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     context.log.info(f"image features: {counts['computed']} computed, {counts['cached']} from the cache")
 
     with clock.stage("attributes"):
-        attributes = product_attributes(_product_batches(catalog, ATTRIBUTE_COLUMNS, optional=(SELLER,)))
+        attributes = diversity_stats.product_attributes(
+            _product_batches(catalog, diversity_stats.ATTRIBUTE_COLUMNS, optional=(diversity_stats.SELLER,)))
     curated = curate(_product_batches(catalog, PRODUCT_COLUMNS), features.select(FEATURE_COLUMNS),
                      paths.normalised_images.relative_to(paths.root).as_posix(), config.curation.build(),
-                     examples=EXAMPLE_CLUSTERS, clock=clock, sellers=attributes.select(["site", "product_id", SELLER]))
+                     examples=EXAMPLE_CLUSTERS, clock=clock,
+                     sellers=attributes.select(["site", "product_id", diversity_stats.SELLER]))
     del features
     with clock.stage("write"):
         rejections = stamped(curated.rejections, context.run.run_id)
@@ -105,9 +98,9 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         loaded = curated.pairs.num_rows
 
     with clock.stage("diversity"):
-        diversity = dataset_diversity(curated.pairs, attributes)
+        diversity = diversity_stats.dataset_diversity(curated.pairs, attributes)
         diversity_png = paths.reports / f"curated_pairs-{context.run.run_id}" / "diversity.png"
-        diversity_plot = write_plot(diversity, diversity_png)
+        diversity_plot = diversity_stats.write_plot(diversity, diversity_png)
     splits = Counter(curated.pairs.column("split").to_pylist())
     sizes = Counter(curated.pairs.column("cluster_size").to_pylist())
     return dg.MaterializeResult(metadata={
@@ -127,9 +120,10 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
         "rejections_by_reason": dg.MetadataValue.md(_counts_table("reason", rejection_counts(curated.rejections))),
         "cluster_sizes": dg.MetadataValue.md(_counts_table("pictures in cluster", sizes)),
         "near_duplicate_pairs": curated.near_duplicates.num_rows,
-        "concentration": dg.MetadataValue.md(concentration_markdown(diversity)),
-        **concentration_numbers(diversity),  # stable keys, e.g. top10_brand_share
-        **{f"pairs_per_{name}": dg.MetadataValue.md(spread_markdown(spread)) for name, spread in diversity.items()},
+        "concentration": dg.MetadataValue.md(diversity_stats.concentration_markdown(diversity)),
+        **diversity_stats.concentration_numbers(diversity),  # stable keys, e.g. top10_brand_share
+        **{f"pairs_per_{name}": dg.MetadataValue.md(diversity_stats.spread_markdown(spread))
+           for name, spread in diversity.items()},
         "diversity_plot": dg.MetadataValue.md(diversity_plot),
         "diversity_plot_path": dg.MetadataValue.path(str(diversity_png)),
         "stage_seconds": dg.MetadataValue.md(clock.markdown()),
