@@ -17,6 +17,20 @@ from replay_shop.records import Faults
 FAULT_PRESETS: dict[str, Callable[[], Faults]] = {"none": Faults.none, "default": Faults.default_on}
 
 
+def subcommand(subparsers: argparse._SubParsersAction, name: str, summary: str,
+               description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows every default."""
+    return subparsers.add_parser(name, help=summary, description=description or summary,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def add_catalog_arguments(parser: argparse.ArgumentParser, products_per_site: int) -> None:
+    """What the synthetic catalog is made of, for every command that starts a replay shop."""
+    parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
+    parser.add_argument("--products-per-site", type=int, default=products_per_site,
+                        help="products each synthetic shop lists")
+
+
 def run_replay_shop(args: argparse.Namespace) -> int:
     # Imported here: other subcommands should not pay for the shop's imports.
     from replay_shop.catalog import Catalog
@@ -37,11 +51,10 @@ def run_replay_shop(args: argparse.Namespace) -> int:
 
 
 def add_replay_shop_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("replay-shop", help="serve the synthetic shops in the real sites' response shapes")
+    parser = subcommand(subparsers, "replay-shop", "serve the synthetic shops in the real sites' response shapes")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--products-per-site", type=int, default=200)
+    add_catalog_arguments(parser, products_per_site=200)
     parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="none",
                         help="planted HTTP faults: none, or the default mix used by the fault tests")
     parser.add_argument("--ground-truth", metavar="PATH", help="also write the catalog's ground truth JSON here")
@@ -60,13 +73,11 @@ def run_demo(args: argparse.Namespace) -> int:
 def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     from scrapers.items import SITES
 
-    parser = subparsers.add_parser(
-        "demo", help="run the pipeline against the replay shop (synthetic data)",
-        description="Crawl the replay shop (synthetic, seeded), curate, fine-tune the tiny CPU model and evaluate "
-                    "it, in the persistent Dagster instance under the data dir; ends with the tables.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
-    parser.add_argument("--products-per-site", type=int, default=100, help="products each synthetic shop lists")
+    parser = subcommand(
+        subparsers, "demo", "run the pipeline against the replay shop (synthetic data)",
+        "Crawl the replay shop (synthetic, seeded), curate, fine-tune the tiny CPU model and evaluate it, in the "
+        "persistent Dagster instance under the data dir; ends with the tables.")
+    add_catalog_arguments(parser, products_per_site=100)
     parser.add_argument("--sites", default=",".join(SITES), help="comma-separated subset of the five sites")
     parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="default",
                         help="planted HTTP faults: default is the realistic mix, none turns them off")
@@ -80,15 +91,13 @@ def run_dev(args: argparse.Namespace) -> int:
 
 
 def add_dev_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "dev", help="the Dagster UI (dg dev), with the replay shop unless --live",
-        description="dg dev on this project, with run history under the data dir and, unless --live, the "
-                    "replay shop running so crawls launched from the UI work offline.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = subcommand(
+        subparsers, "dev", "the Dagster UI (dg dev), with the replay shop unless --live",
+        "dg dev on this project, with run history under the data dir and, unless --live, the replay shop running "
+        "so crawls launched from the UI work offline.")
     parser.add_argument("--live", action="store_true", help="no replay shop: crawls go to the real sites")
     parser.add_argument("--port", type=int, default=3000, help="the UI's port")
-    parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
-    parser.add_argument("--products-per-site", type=int, default=100, help="products each synthetic shop lists")
+    add_catalog_arguments(parser, products_per_site=100)
     parser.set_defaults(run=run_dev)
 
 

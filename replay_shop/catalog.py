@@ -23,7 +23,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,8 +84,8 @@ class MessRates:
 
 
 @dataclass
-class _Draft:
-    """A product while it is being generated (ShopProduct is frozen)."""
+class _Look:
+    """What a shoe is, whoever sells it: what its text and pictures are made from."""
 
     kind: str
     brand: str
@@ -93,6 +93,15 @@ class _Draft:
     colour: str
     material: str
     gender: str
+
+    def look(self) -> dict[str, str]:
+        return {attribute.name: getattr(self, attribute.name) for attribute in fields(_Look)}
+
+
+@dataclass
+class _Draft(_Look):
+    """A product while it is being generated (ShopProduct is frozen)."""
+
     category: str
     pictures: list[tuple[str, str]] = field(default_factory=list)  # (picture_id, transform)
     variant_group: str | None = None
@@ -108,16 +117,10 @@ class _SiteData:
     categories_of: dict[str, list[str]]  # product id -> every category listing it
 
 
-@dataclass(frozen=True)
-class _SharedModel:
+@dataclass
+class _SharedModel(_Look):
     """A shoe model several shops sell with the same photos (the duplicate source)."""
 
-    kind: str
-    brand: str
-    model: str
-    colour: str
-    material: str
-    gender: str
     picture_ids: tuple[str, ...]
 
 
@@ -325,17 +328,15 @@ class _SiteBuilder:
         model = rng.choice(self.catalog._shared_models)
         fitting = [c for c in self.categories if (model.kind, model.gender) in self.combos[c]]
         pictures = [(pid, rng.choice(DUPLICATE_TRANSFORMS)) for pid in model.picture_ids]
-        return _Draft(kind=model.kind, brand=model.brand, model=model.model, colour=model.colour,
-                      material=model.material, gender=model.gender, category=rng.choice(fitting or self.categories),
-                      pictures=pictures, mess=["shared_picture"])
+        return _Draft(**model.look(), category=rng.choice(fitting or self.categories), pictures=pictures,
+                      mess=["shared_picture"])
 
     def _variant_of(self, base: _Draft) -> _Draft:
         if base.variant_group is None:
             base.variant_group = f"{self.site}-variant-{self.rng.randrange(10**9)}"
             base.mess.append("colour_variant")
         colour = self.rng.choice([c for c in vocab.COLOURS if c != base.colour])
-        return _Draft(kind=base.kind, brand=base.brand, model=base.model, colour=colour, material=base.material,
-                      gender=base.gender, category=base.category, variant_group=base.variant_group,
+        return _Draft(**{**base.look(), "colour": colour}, category=base.category, variant_group=base.variant_group,
                       mess=["colour_variant"])
 
     # -- finishing ----------------------------------------------------------------------

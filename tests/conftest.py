@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a small replay catalog, a running replay shop, replay pictures.
+"""Shared pytest fixtures: a data directory and its catalog, a small replay catalog,
+a running replay shop, replay pictures.
 
 `replay_catalog`/`replay_shop` use the real site renderers (what spiders are tested
 against). `fake_catalog`/`fake_shop` use `builders.FakeRenderer`, a minimal stand-in for a
@@ -12,10 +13,24 @@ from collections.abc import Iterator
 
 import pytest
 
+from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.paths import DataPaths
 from replay_shop.catalog import Catalog
 from replay_shop.records import Faults
 from replay_shop.server import ReplayShop, running_shop
 from tests.builders import REPLAY_PRODUCTS_PER_SITE, REPLAY_SEED, fake_renderers
+
+
+@pytest.fixture
+def paths(tmp_path) -> DataPaths:
+    """An empty data directory."""
+    return DataPaths(tmp_path)
+
+
+@pytest.fixture
+def catalog(paths) -> CatalogDB:
+    """The catalog of `paths`."""
+    return CatalogDB(path=str(paths.catalog_db))
 
 
 @pytest.fixture(scope="session")

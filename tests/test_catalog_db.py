@@ -7,22 +7,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pytest
 
 from clipshoe_pipeline.catalog_db import DATASETS, CatalogDB
 from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths
 from tests.builders import item_row
-
-
-@pytest.fixture
-def paths(tmp_path) -> DataPaths:
-    return DataPaths(tmp_path)
-
-
-@pytest.fixture
-def catalog(paths) -> CatalogDB:
-    return CatalogDB(path=str(paths.catalog_db))
 
 
 def write_site(paths: DataPaths, site: str, ids: list[str]) -> None:

@@ -57,17 +57,6 @@ def write_journal(job: Path, items: list[dict], rejections: list[dict], stats: d
 
 
 # -- publish_crawl: a crawl's output -> Parquet + catalog views + metadata ----------------
-
-@pytest.fixture
-def paths(tmp_path) -> DataPaths:
-    return DataPaths(tmp_path)
-
-
-@pytest.fixture
-def catalog(paths) -> CatalogDB:
-    return CatalogDB(path=str(paths.catalog_db))
-
-
 def test_publish_writes_deduplicated_parquet_its_rejections_views_and_metadata(paths, catalog):
     job, parquet = paths.crawl_jobdir("tiki"), paths.raw_products_parquet("tiki")
     write_journal(job, journal_items(), journal_rejections(), OK_STATS)
