@@ -118,7 +118,7 @@ def print_summary() -> None:
         for dataset in dict.fromkeys(latest.column("dataset").to_pylist()):
             print(f"\nmetrics on {dataset} (latest evaluation; deltas against the baseline):")
             print(markdown_comparison(latest.filter(pc.equal(latest.column("dataset"), dataset)), "baseline"))
-    print(f"\ncatalog: {data_paths().catalog_db} (tables {', '.join(sorted(tables))})")
+    print(f"\ncatalog: {data_paths().catalog_db} (views {', '.join(sorted(tables))})")
 
 
 def _print_rows(rows: list[dict], header: tuple[str, ...]) -> None:

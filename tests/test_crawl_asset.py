@@ -23,17 +23,19 @@ def data_dir(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
-def run_crawl_job(site: str, shop_url: str, monkeypatch) -> dg.ExecuteInProcessResult:
-    monkeypatch.setenv("CLIPSHOE_REPLAY_URL", shop_url)
-    job = defs.resolve_job_def("crawl_job")
-    return job.execute_in_process(partition_key=site, instance=dg.DagsterInstance.ephemeral(),
-                                  raise_on_error=False)
+def run_crawl_job(site: str, shop_url: str, crawl_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    """crawl_job for `site`, its crawler resource pointed at the replay shop."""
+    run_config = {"resources": {"crawler": {"config": {"replay_url": shop_url}}}}
+    if crawl_config:
+        run_config["ops"] = {"raw_products": {"config": crawl_config}}
+    return defs.resolve_job_def("crawl_job").execute_in_process(
+        partition_key=site, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, run_config=run_config)
 
 
-def test_crawl_asset_publishes_every_listed_product(data_dir, monkeypatch):
+def test_crawl_asset_publishes_every_listed_product(data_dir):
     catalog = Catalog(seed=3, products_per_site=30)
     with running_shop(catalog, faults=Faults.default_on()) as shop:
-        result = run_crawl_job("sendo", shop.url, monkeypatch)
+        result = run_crawl_job("sendo", shop.url)
     assert result.success
     expected = listed_ids(catalog, "sendo")
 
@@ -51,14 +53,10 @@ def test_crawl_asset_publishes_every_listed_product(data_dir, monkeypatch):
     assert len(result.get_asset_check_evaluations()) == 4  # three checks and the failed-page ratio
 
 
-def test_blocked_crawl_fails_the_asset_with_a_clear_message(data_dir, monkeypatch):
+def test_blocked_crawl_fails_the_asset_with_a_clear_message(data_dir):
     catalog = Catalog(seed=3, products_per_site=10)
     with running_shop(catalog, faults=Faults(block=1.0, max_per_url=10**9)) as shop:
-        monkeypatch.setenv("CLIPSHOE_REPLAY_URL", shop.url)
-        job = defs.resolve_job_def("crawl_job")
-        result = job.execute_in_process(partition_key="shopee", instance=dg.DagsterInstance.ephemeral(),
-                                        raise_on_error=False, run_config={"ops": {"raw_products": {"config": {
-                                            "settings": {"RETRY_TIMES": "1"}}}}})
+        result = run_crawl_job("shopee", shop.url, {"settings": {"RETRY_TIMES": "1"}})
     assert not result.success
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     assert "blocked the crawler throughout" in failure.event_specific_data.error.message

@@ -17,9 +17,11 @@ from scrapers.items import SITES
 pytestmark = pytest.mark.slow
 
 
-def materialize(job_name: str, instance, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+def materialize(job_name: str, instance, partition_key: str | None = None,
+                run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(job_name)
-    result = job.execute_in_process(instance=instance, partition_key=partition_key, raise_on_error=False)
+    result = job.execute_in_process(instance=instance, partition_key=partition_key, raise_on_error=False,
+                                    run_config=run_config)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
 
@@ -31,9 +33,9 @@ def curated(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch, running_shop(catalog) as shop, \
             dg.DagsterInstance.ephemeral() as instance:
         patch.setenv("CLIPSHOE_DATA_DIR", str(data))
-        patch.setenv("CLIPSHOE_REPLAY_URL", shop.url)
+        to_shop = {"resources": {"crawler": {"config": {"replay_url": shop.url}}}}
         for site in SITES:
-            materialize("crawl_job", instance, site)
+            materialize("crawl_job", instance, site, to_shop)
         first = materialize("curate_job", instance)
         again = materialize("curate_job", instance)
         db = CatalogDB(path=str(data / "clipshoe.duckdb"))
