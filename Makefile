@@ -18,8 +18,8 @@ install: $(BIN)/clipshoe
 test: install  ## the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-fast: install  ## everything but training, evaluation with a model and end-to-end runs (under a minute)
-	$(BIN)/python -m pytest -q -m "not slow"
+test-fast: install  ## everything but training, evaluation with a model and end-to-end runs, on every CPU (under a minute)
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 demo: install  ## the main job against the replay shop (synthetic data)
 	$(BIN)/clipshoe demo

@@ -28,12 +28,12 @@ def planted_codes(n: int, seed: int) -> np.ndarray:
     return codes
 
 
-def sizes(*small: int, slow: int) -> list:
+def sizes(*small: int, slow: tuple[int, ...]) -> list:
     """Code counts to test with; the largest only in the full run (`make test`)."""
-    return [*small, pytest.param(slow, marks=pytest.mark.slow)]
+    return [*small, *(pytest.param(n, marks=pytest.mark.slow) for n in slow)]
 
 
-@pytest.mark.parametrize("n", sizes(0, 1, 2, 7, 501, slow=2049))
+@pytest.mark.parametrize("n", sizes(0, 1, 2, 7, 120, slow=(501, 2049)))
 @pytest.mark.parametrize("radius", [0, 1, 3, 8, 12])
 def test_near_pairs_equal_exhaustive(n, radius):
     codes = planted_codes(n, seed=n + radius)
@@ -44,7 +44,7 @@ def test_near_pairs_equal_exhaustive(n, radius):
         assert np.array_equal(near_pairs(codes, radius, tables=tables, chunk_pairs=64), expected)
 
 
-@pytest.mark.parametrize("n", sizes(0, 1, 7, 40, slow=501))
+@pytest.mark.parametrize("n", sizes(0, 1, 7, 40, slow=(501,)))
 @pytest.mark.parametrize("radius", [0, 1, 6, 10])
 def test_near_pairs_between_equal_exhaustive(n, radius):
     queries = planted_codes(n, seed=n + radius)

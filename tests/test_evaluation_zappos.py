@@ -50,6 +50,7 @@ def test_plain_image_folder_when_square_is_absent(tmp_path):
         load_zappos(tmp_path / "elsewhere")
 
 
+@pytest.mark.slow
 def test_zero_shot_end_to_end_with_the_tiny_model(zappos_root, tmp_path):
     evaluated_at = datetime(2026, 11, 27, tzinfo=timezone.utc)
     random_weights = resolve_weights("clipshoe-tiny", None, allow_random_init=True)
