@@ -68,12 +68,12 @@ DEMO_EVALUATE = {"baseline_model": TINY_MODEL, "baseline_pretrained": None, "bas
 
 
 def run_demo(*, seed: int, products_per_site: int, sites: list[str], faults: Faults) -> int:
-    ensure_dagster_home()
+    dagster_home = ensure_dagster_home()
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)  # Pipes internals, not ours
     from clipshoe_pipeline.definitions import defs  # after DAGSTER_HOME is settled
 
     catalog = Catalog(seed=seed, products_per_site=products_per_site)
-    print(f"data: {data_paths().root}   dagster home: {os.environ['DAGSTER_HOME']}")
+    print(f"data: {data_paths().root}   dagster home: {dagster_home}")
     print("The replay shop's products and pictures are synthetic (seeded), not real shop data.\n")
     with running_shop(catalog, faults=faults) as shop, dg.DagsterInstance.get() as instance:
         to_shop = {"crawler": {"config": {"replay_url": shop.url}}}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from clipshoe_pipeline.settings import DATA_DIR, env
+from clipshoe_pipeline.settings import DAGSTER_HOME, DATA_DIR, env
 
 DEFAULT_DATA_DIR = "data"
 
@@ -144,9 +144,9 @@ def data_paths() -> DataPaths:
 def ensure_dagster_home() -> Path:
     """Point DAGSTER_HOME at `<data>/dagster_home` unless it is already set, and give
     that folder a dagster.yaml (run history kept there, one crawl per site) if it has none."""
-    if not os.environ.get("DAGSTER_HOME"):  # unset or empty
-        os.environ["DAGSTER_HOME"] = str(data_paths().dagster_home)
-    home = Path(os.environ["DAGSTER_HOME"]).absolute()
+    if not env(DAGSTER_HOME):
+        os.environ[DAGSTER_HOME] = str(data_paths().dagster_home)  # for Dagster, and the processes we start
+    home = Path(os.environ[DAGSTER_HOME]).absolute()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
