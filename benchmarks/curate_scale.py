@@ -82,7 +82,7 @@ def build_store(cache_dir: Path, seed: int, images: int) -> Path:
         counts = dict(zip(SITES, pool.map(_build_site, [root] * len(SITES), [seed] * len(SITES),
                                           [per_site] * len(SITES), SITES)))
     from clipshoe_pipeline.catalog_db import CatalogDB
-    CatalogDB(path=str(DataPaths(root).catalog_db)).publish()
+    CatalogDB(data_dir=str(root)).publish()
     stored = sum(1 for _ in DataPaths(root).images.rglob("*.*"))
     done.write_text(json.dumps({"products_per_site": per_site, "images_listed": sum(counts.values()),
                                 "images_stored": stored, "seconds": round(time.perf_counter() - started, 1)}))

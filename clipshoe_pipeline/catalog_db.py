@@ -67,18 +67,23 @@ DATASETS = {
 
 
 class CatalogDB(dg.ConfigurableResource):
-    """Reads of the Parquet datasets through DuckDB views, and publishing of those views."""
+    """The data directory: its Parquet datasets read through DuckDB views, the views
+    published, and (`paths`) where every asset writes its files, so that what an asset
+    writes and what the catalog reads are always the same directory."""
 
-    path: str | None = None  # default: $CLIPSHOE_DATA_DIR/clipshoe.duckdb, resolved per call
+    data_dir: str | None = None  # default: $CLIPSHOE_DATA_DIR (clipshoe_pipeline.settings), resolved per call
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(Path(self.data_dir).absolute()) if self.data_dir else data_paths()
 
     @property
     def database(self) -> Path:
-        return Path(self.path) if self.path else data_paths().catalog_db
+        return self.paths.catalog_db
 
     @property
     def parquet_root(self) -> Path:
-        """The datasets of the data directory the catalog file sits in."""
-        return DataPaths(self.database.parent).parquet
+        return self.paths.parquet
 
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -132,11 +137,6 @@ class CatalogDB(dg.ConfigurableResource):
             cursor = connection.execute(sql, parameters)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def arrow(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> pa.Table:
-        """A read-only query's result as an Arrow table."""
-        with self._connect(write=False) as connection:
-            return connection.execute(sql, parameters).fetch_arrow_table()
 
     def table(self, name: str) -> pa.Table:
         """A whole dataset as its files hold it (their own Arrow types, in path order)."""

@@ -12,7 +12,8 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from clipshoe_common.files import write_json_atomic
-from scrapers.interface import BLOCKED, EMPTY, OK, PARTIAL, STATS_FILE, VERDICT_STAT
+from scrapers.interface import (BLOCKED, BLOCKED_STAT, EMPTY, OK, PARTIAL, STATS_FILE, VERDICT_STAT, block_reasons,
+                                items_collected)
 from scrapers.journal import Journal
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ class CrawlVerdict:
 
     def spider_closed(self, spider, reason):
         stats = self.crawler.stats
-        items = (stats.get_value("clipshoe/items") or 0) + (stats.get_value("clipshoe/resumed_items") or 0)
-        blocked = stats.get_value("clipshoe/blocked/count") or 0
+        items = items_collected(stats.get_stats())
+        blocked = stats.get_value(BLOCKED_STAT) or 0
         verdict = OK
         if items == 0 and blocked:
             verdict = BLOCKED
@@ -122,7 +123,4 @@ class CrawlVerdict:
 
 
 def _block_reasons(stats: dict) -> str:
-    prefix = "clipshoe/blocked/"
-    parts = [f"{k[len(prefix):]}={v}" for k, v in stats.items()
-             if k.startswith(prefix) and k not in (prefix + "count", prefix + "gave_up")]
-    return ", ".join(parts) or "unknown"
+    return ", ".join(f"{kind}={count}" for kind, count in block_reasons(stats).items()) or "unknown"

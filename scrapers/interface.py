@@ -29,11 +29,31 @@ VERDICT_STAT = "clipshoe/verdict"
 # (resumable, must not replace a complete snapshot); none collected because every page
 # was a block page; none collected otherwise.
 OK, PARTIAL, BLOCKED, EMPTY = "ok", "partial", "blocked", "empty"
+# The crawl's own Scrapy stats keys (Scrapy's, such as retry/count, keep their names).
 # Pages (listings, product details; not images) that reached a spider callback or
 # failed for good, and of those the ones that failed, per reason.
 PAGES_STAT = "clipshoe/pages"
 FAILED_PAGES_PREFIX = "clipshoe/failed_pages/"
+# Items collected by this attempt, and by the attempts it resumed.
+ITEMS_STAT = "clipshoe/items"
+RESUMED_ITEMS_STAT = "clipshoe/resumed_items"
+IMAGES_OK_STAT = "clipshoe/images/ok"
+IMAGES_FAILED_PREFIX = "clipshoe/images/failed/"
+# Block pages seen (each retried), per block kind; the total; those still blocked after retries.
 BLOCKED_PREFIX = "clipshoe/blocked/"
+BLOCKED_STAT = BLOCKED_PREFIX + "count"
+BLOCKED_GAVE_UP_STAT = BLOCKED_PREFIX + "gave_up"
+
+
+def items_collected(stats: Mapping[str, Any]) -> int:
+    """Items in the journal, this attempt's and those of the attempts it resumed."""
+    return (stats.get(ITEMS_STAT) or 0) + (stats.get(RESUMED_ITEMS_STAT) or 0)
+
+
+def block_reasons(stats: Mapping[str, Any]) -> dict[str, int]:
+    """Block pages per block kind (scrapers.blocks), without the totals."""
+    return {key[len(BLOCKED_PREFIX):]: value for key, value in stats.items()
+            if key.startswith(BLOCKED_PREFIX) and key not in (BLOCKED_STAT, BLOCKED_GAVE_UP_STAT)}
 
 
 def crawl_command(site: str, *, jobdir: Path, images_dir: Path, replay_url: str | None = None,
@@ -54,7 +74,8 @@ def crawl_command(site: str, *, jobdir: Path, images_dir: Path, replay_url: str 
 
 @dataclass(frozen=True)
 class CrawlOutput:
-    """What one crawl's JOBDIR holds. `stats` is None until the crawl has closed."""
+    """What one crawl's JOBDIR holds. `stats` (the final Scrapy stats) is None until the
+    crawl has closed; the properties read them, zero where a counter never moved."""
 
     job: Path
     stats: Mapping[str, Any] | None
@@ -65,13 +86,50 @@ class CrawlOutput:
 
     @property
     def verdict(self) -> str | None:
-        return None if self.stats is None else self.stats.get(VERDICT_STAT)
+        return self._stat(VERDICT_STAT, None)
 
-    def stat(self, name: str, default: Any = 0) -> Any:
+    @property
+    def pages(self) -> int:
+        return self._stat(PAGES_STAT)
+
+    @property
+    def failed_pages(self) -> dict[str, int]:
+        """Pages that failed for good, per reason (http_404, timeout, parser_error...)."""
+        return self._counts(FAILED_PAGES_PREFIX)
+
+    @property
+    def requests(self) -> int:
+        return self._stat("downloader/request_count")
+
+    @property
+    def requests_retried(self) -> int:
+        return self._stat("retry/count")
+
+    @property
+    def requests_failed(self) -> int:
+        """Requests that still failed once their retries were spent."""
+        return self._stat("retry/max_reached")
+
+    @property
+    def block_pages(self) -> int:
+        return self._stat(BLOCKED_STAT)
+
+    @property
+    def block_reasons(self) -> dict[str, int]:
+        return block_reasons(self.stats or {})
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._stat("finish_reason", None)
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._stat("elapsed_time_seconds") or 0.0
+
+    def _stat(self, name: str, default: Any = 0) -> Any:
         return (self.stats or {}).get(name, default)
 
-    def counts(self, prefix: str) -> dict[str, int]:
-        """The stats under `prefix` (e.g. FAILED_PAGES_PREFIX), keyed by what follows it."""
+    def _counts(self, prefix: str) -> dict[str, int]:
         return {key[len(prefix):]: value for key, value in (self.stats or {}).items() if key.startswith(prefix)}
 
     def items(self) -> Iterator[dict[str, Any]]:
@@ -84,6 +142,8 @@ class CrawlOutput:
 
 
 def read_crawl_output(job: Path) -> CrawlOutput:
+    """The crawl that ran (or is running) in JOBDIR `job`: the one way the pipeline
+    reads a crawl's journal, rejections, stats and verdict."""
     path = job / STATS_FILE
     return CrawlOutput(job, json.loads(path.read_text()) if path.exists() else None)
 

@@ -17,7 +17,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from scrapers import settings as defaults
 from scrapers.blocks import detect_block
-from scrapers.interface import FAILED_PAGES_PREFIX, PAGES_STAT
+from scrapers.interface import BLOCKED_GAVE_UP_STAT, BLOCKED_PREFIX, BLOCKED_STAT, FAILED_PAGES_PREFIX, PAGES_STAT
 from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
@@ -95,13 +95,13 @@ class BackoffRetryMiddleware(RetryMiddleware):
         block = detect_block(response)
         if block:
             stats = self.crawler.stats
-            stats.inc_value("clipshoe/blocked/count")
-            stats.inc_value(f"clipshoe/blocked/{block}")
+            stats.inc_value(BLOCKED_STAT)
+            stats.inc_value(f"{BLOCKED_PREFIX}{block}")
             self._slow_down(request)
             retry = self._retry(request, f"blocked:{block}")
             if retry is not None:
                 return self._with_backoff(retry, response)
-            stats.inc_value("clipshoe/blocked/gave_up")
+            stats.inc_value(BLOCKED_GAVE_UP_STAT)
             if request.meta.get(MEDIA_META):
                 return response
             raise BlockedRequest(block, request.url)

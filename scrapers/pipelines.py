@@ -21,6 +21,7 @@ from clipshoe_common.files import write_once
 from scrapers import settings as defaults
 from scrapers.blocks import detect_block
 from scrapers.items import InvalidItem, ProductItem, validate
+from scrapers.interface import IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, ITEMS_STAT, RESUMED_ITEMS_STAT
 from scrapers.journal import Journal
 from scrapers.middlewares import FAILURE_HEADER, MEDIA_META
 from scrapers.signals import page_failed
@@ -74,9 +75,9 @@ class ContentAddressedImagesPipeline(FilesPipeline):
 
     @classmethod
     def from_crawler(cls, crawler):
-        store = crawler.settings.get("CLIPSHOE_IMAGES_STORE") or crawler.settings.get("FILES_STORE")
+        store = crawler.settings.get("CLIPSHOE_IMAGES_STORE")
         if not store:
-            raise ValueError("Set CLIPSHOE_IMAGES_STORE (or FILES_STORE) to the image store directory")
+            raise ValueError("CLIPSHOE_IMAGES_STORE is empty: set it to the image store directory")
         return cls(store, crawler=crawler)
 
     def get_media_requests(self, item, info):
@@ -134,9 +135,9 @@ class ContentAddressedImagesPipeline(FilesPipeline):
             result = by_url.get(url) or _failed(url, "pipeline_error")
             images.append(result)
             if result["status"] == "ok":
-                self.stats.inc_value("clipshoe/images/ok")
+                self.stats.inc_value(IMAGES_OK_STAT)
             else:
-                self.stats.inc_value(f"clipshoe/images/failed/{result['reason']}")
+                self.stats.inc_value(f"{IMAGES_FAILED_PREFIX}{result['reason']}")
                 self.journal.reject(site=item.site, stage="download", reason=result["reason"],
                                     product_id=item.product_id, url=item.url, image_url=url)
         item.images = images
@@ -175,7 +176,7 @@ class JournalPipeline:
 
     def open_spider(self, spider=None):
         self.seen = self.journal.collected_ids()
-        self.stats.set_value("clipshoe/resumed_items", len(self.seen))
+        self.stats.set_value(RESUMED_ITEMS_STAT, len(self.seen))
 
     def process_item(self, item: ProductItem, spider=None):
         if item.product_id in self.seen:
@@ -183,7 +184,7 @@ class JournalPipeline:
             raise DropItem(f"duplicate product {item.site}:{item.product_id}")
         self.seen.add(item.product_id)
         self.journal.append_item(dataclasses.asdict(item))
-        self.stats.inc_value("clipshoe/items")
+        self.stats.inc_value(ITEMS_STAT)
         return item
 
     def record_failed_page(self, site: str, url: str, reason: str, product_id: str | None) -> None:

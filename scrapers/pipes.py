@@ -23,6 +23,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import create_looping_call
 
 from scrapers import settings as defaults
+from scrapers.interface import BLOCKED_STAT, IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, VERDICT_STAT, items_collected
 
 
 class PipesReporter:
@@ -57,18 +58,17 @@ class PipesReporter:
         if self.task and self.task.running:
             self.task.stop()
         logging.getLogger().removeHandler(self.error_forwarder)
-        verdict = self.stats.get_value("clipshoe/verdict", "?")
+        verdict = self.stats.get_value(VERDICT_STAT, "?")
         self.report_progress(f"crawl of {spider.name} finished ({reason}, verdict {verdict})")
         self.pipes.close()
 
 
 def progress_line(stats: dict) -> str:
     """One line of the counters that tell whether a crawl is healthy."""
-    items = stats.get("clipshoe/items", 0) + stats.get("clipshoe/resumed_items", 0)
-    images_failed = sum(v for k, v in stats.items() if k.startswith("clipshoe/images/failed/"))
-    return (f"items={items} requests={stats.get('downloader/request_count', 0)} "
-            f"retries={stats.get('retry/count', 0)} blocked={stats.get('clipshoe/blocked/count', 0)} "
-            f"images_ok={stats.get('clipshoe/images/ok', 0)} images_failed={images_failed}")
+    images_failed = sum(v for k, v in stats.items() if k.startswith(IMAGES_FAILED_PREFIX))
+    return (f"items={items_collected(stats)} requests={stats.get('downloader/request_count', 0)} "
+            f"retries={stats.get('retry/count', 0)} blocked={stats.get(BLOCKED_STAT, 0)} "
+            f"images_ok={stats.get(IMAGES_OK_STAT, 0)} images_failed={images_failed}")
 
 
 class _ErrorForwarder(logging.Handler):

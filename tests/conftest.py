@@ -30,7 +30,7 @@ def paths(tmp_path) -> DataPaths:
 @pytest.fixture
 def catalog(paths) -> CatalogDB:
     """The catalog of `paths`."""
-    return CatalogDB(path=str(paths.catalog_db))
+    return CatalogDB(data_dir=str(paths.root))
 
 
 @pytest.fixture(scope="session")

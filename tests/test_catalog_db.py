@@ -51,10 +51,10 @@ def test_publishing_is_idempotent_writes_only_what_changed_and_drops_a_view_with
 def test_a_moved_data_dir_gets_views_pointing_at_its_own_files(tmp_path):
     old, new = DataPaths(tmp_path / "old"), DataPaths(tmp_path / "new")
     write_site(old, "tiki", ["1"])
-    CatalogDB(path=str(old.catalog_db)).publish()
+    CatalogDB(data_dir=str(old.root)).publish()
     (tmp_path / "old").rename(tmp_path / "new")
     write_site(new, "tiki", ["1", "2"])
-    catalog = CatalogDB(path=str(new.catalog_db))
+    catalog = CatalogDB(data_dir=str(new.root))
     catalog.publish()
     assert catalog.query("SELECT count(*) AS n FROM raw_products") == [{"n": 2}]
 
@@ -81,8 +81,8 @@ def _write_metrics(data_dir: str, evaluation: str, rows: int) -> None:
     paths = DataPaths(Path(data_dir))
     table = pa.table({"model": [evaluation] * rows, "value": [0.5] * rows})
     write_parquet_atomic(table, paths.metrics_parquet(evaluation))
-    CatalogDB(path=str(paths.catalog_db)).publish("metrics")
-    CatalogDB(path=str(paths.catalog_db)).query("SELECT count(*) FROM metrics")
+    CatalogDB(data_dir=str(paths.root)).publish("metrics")
+    CatalogDB(data_dir=str(paths.root)).query("SELECT count(*) FROM metrics")
 
 
 def test_concurrent_writers_of_an_append_only_dataset_keep_every_row(paths, catalog):

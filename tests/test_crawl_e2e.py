@@ -92,6 +92,8 @@ def test_blocked_throughout_fails_loudly(catalog, tmp_path):
     assert result.returncode != 0
     assert result.stats["clipshoe/verdict"] == "blocked"
     assert result.stats["clipshoe/blocked/count"] > 0
+    failed = sum(v for k, v in result.stats.items() if k.startswith("clipshoe/failed_pages/"))
+    assert failed and result.stats["clipshoe/pages"] == failed  # every page failed, and each counts as a page
     assert "blocked" in result.log and not result.items
 
 

@@ -187,3 +187,26 @@ def test_the_parser_middleware_retries_malformed_bodies_and_leaves_parser_bugs_t
     assert stats.get_value("clipshoe/failed_pages/parser_error") == 1
     assert stats.get_value("clipshoe/parser_errors/parse_product/KeyError") == 1
     assert announced == ["malformed_json", "parser_error"]
+
+
+def test_a_page_that_fails_for_good_counts_among_the_pages_its_ratio_is_taken_over():
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from scrapy.utils.test import get_crawler
+    from twisted.python.failure import Failure
+
+    from clipshoe_pipeline.defs.crawl.assets import CrawlConfig, failed_pages_check
+    from scrapers.interface import CrawlOutput
+    from scrapers.spiders.tiki import TikiSpider
+
+    crawler = get_crawler(TikiSpider)
+    spider = TikiSpider.from_crawler(crawler)
+    request = spider.product_request("https://tiki.vn/api/v2/products/1", "1")
+    response = _response(request.url, b"", status=404)
+    response.request = request
+    failure = Failure(HttpError(response))
+    failure.request = request  # as Scrapy sets it before calling the errback
+    spider.on_request_failed(failure)  # never reached a callback: the parser middleware never saw it
+
+    output = CrawlOutput(job=None, stats=crawler.stats.get_stats())
+    assert output.pages == 1 and output.failed_pages == {"http_404": 1}
+    assert failed_pages_check(output, CrawlConfig()).metadata["ratio_by_reason"].data == {"http_404": 1.0}

@@ -61,7 +61,7 @@ def test_publish_writes_deduplicated_parquet_its_rejections_views_and_metadata(p
     job, parquet = paths.crawl_jobdir("tiki"), paths.raw_products_parquet("tiki")
     write_journal(job, journal_items(), journal_rejections(), OK_STATS)
 
-    metadata = publish_crawl("tiki", read_crawl_output(job), paths, catalog, "run-1").metadata
+    metadata = publish_crawl("tiki", read_crawl_output(job), catalog, "run-1").metadata
 
     assert [r["product_id"] for r in pq.read_table(parquet).to_pylist()] == ["1", "2", "3"]
     assert catalog.query("SELECT count(*) AS n FROM raw_products")[0]["n"] == 3
@@ -88,7 +88,7 @@ def test_a_crawl_that_collected_nothing_fails_and_publishes_nothing(paths, catal
     job, parquet = paths.crawl_jobdir("tiki"), paths.raw_products_parquet("tiki")
     write_journal(job, [], [], stats)
     with pytest.raises(dg.Failure, match=message):
-        publish_crawl("tiki", read_crawl_output(job), paths, catalog, "run-1")
+        publish_crawl("tiki", read_crawl_output(job), catalog, "run-1")
     assert not parquet.exists() and not paths.catalog_db.exists()
 
 
@@ -96,7 +96,7 @@ def test_products_of_another_site_are_refused_before_anything_is_written(paths, 
     job = paths.crawl_jobdir("tiki")
     write_journal(job, [item_row("1"), item_row("s1", site="sendo")], [], OK_STATS)
     with pytest.raises(dg.Failure, match="other sites: \\['sendo'\\]"):
-        publish_crawl("tiki", read_crawl_output(job), paths, catalog, "run-1")
+        publish_crawl("tiki", read_crawl_output(job), catalog, "run-1")
     assert not paths.raw_products_parquet("tiki").exists() and not paths.catalog_db.exists()
 
 
@@ -105,7 +105,7 @@ def test_a_second_crawl_replaces_the_sites_rows_and_rejections_and_leaves_other_
         job = paths.crawl_jobdir(site)
         rejected = [{**journal_rejections()[0], "site": site, "product_id": ids[0]}]
         write_journal(job, [item_row(i, site=site) for i in ids], rejected, OK_STATS)
-        publish_crawl(site, read_crawl_output(job), paths, catalog, f"run-{site}-{ids[0]}")
+        publish_crawl(site, read_crawl_output(job), catalog, f"run-{site}-{ids[0]}")
     rows = catalog.query("SELECT site, list(product_id ORDER BY product_id) AS ids FROM raw_products GROUP BY site "
                          "ORDER BY site")
     assert [(r["site"], r["ids"]) for r in rows] == [("sendo", ["s1"]), ("tiki", ["2", "3"])]

@@ -38,7 +38,7 @@ def curated(tmp_path_factory):
             materialize("crawl_job", instance, site, to_shop)
         first = materialize("curate_job", instance)
         again = materialize("curate_job", instance)
-        db = CatalogDB(path=str(data / "clipshoe.duckdb"))
+        db = CatalogDB(data_dir=str(data))
         yield catalog, first, again, db.query("SELECT * FROM curated_pairs"), \
             db.query("SELECT * FROM rejections WHERE stage = 'curate'")
 

@@ -57,7 +57,7 @@ def test_baseline_and_finetuned_side_by_side_on_zappos_and_the_held_out_split(da
         again = run_job(instance, "evaluate_job", "model_metrics", TINY_BASELINE)
         assert again.success
 
-    db = CatalogDB(path=str(data_dir / "clipshoe.duckdb"))
+    db = CatalogDB(data_dir=str(data_dir))
     latest = db.query("SELECT * FROM metrics WHERE evaluated_at = (SELECT max(evaluated_at) FROM metrics)")
     assert {r["model"] for r in latest} == {"baseline", "finetuned"}
     assert {(r["dataset"], r["task"]) for r in latest} >= {
@@ -96,12 +96,11 @@ def test_missing_weights_and_zappos_are_reported_not_scored(data_dir):
 
         nothing = run_job(instance, "evaluate_job", "model_metrics", {"baseline_model": "ViT-B-32"})
         assert not nothing.success  # the default baseline's weights are not here, and nothing else is
-    assert not any(r["dataset"] == "ut-zappos50k" for r in CatalogDB(
-        path=str(data_dir / "clipshoe.duckdb")).query("SELECT dataset FROM metrics"))
+    assert not any(r["dataset"] == "ut-zappos50k" for r in CatalogDB(data_dir=str(data_dir)).query("SELECT dataset FROM metrics"))
 
 
 def test_checks_catch_impossible_rates_and_uneven_query_counts(tmp_path):
-    db = CatalogDB(path=str(tmp_path / "clipshoe.duckdb"))
+    db = CatalogDB(data_dir=str(tmp_path))
     rows = pa.Table.from_pylist([
         {"model": model, "checkpoint": "c", "dataset": "d", "task": "retrieval", "attribute": None,
          "metric": "image_retrieval_recall", "k": 1, "value": value, "n": n, "evaluated_at": WHEN}
@@ -139,7 +138,7 @@ def test_a_peer_from_a_local_open_clip_folder_is_scored_beside_the_baseline(data
             **TINY_BASELINE, "peers": [{"name": "folder-peer", "model": f"local-dir:{data_dir / 'peer'}"}]})
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert metadata_of(result)["models"] == "baseline, folder-peer"
-    rows = CatalogDB(path=str(data_dir / "clipshoe.duckdb")).query(
+    rows = CatalogDB(data_dir=str(data_dir)).query(
         "SELECT DISTINCT model, checkpoint FROM metrics ORDER BY model")
     assert [r["model"] for r in rows] == ["baseline", "folder-peer"]
     assert rows[1]["checkpoint"].endswith("peer/open_clip_model.safetensors")  # the weights it was scored with

@@ -70,7 +70,7 @@ def test_tiny_clip_learns_through_the_asset(data_dir):
     load_clip(TINY_MODEL, str(run.best))
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"finetuned_clip_checkpoint_loads": True, "finetuned_clip_recall_above_chance": True}
-    (registered,) = CatalogDB(path=str(data_dir / "clipshoe.duckdb")).query("SELECT * FROM model_checkpoints")
+    (registered,) = CatalogDB(data_dir=str(data_dir)).query("SELECT * FROM model_checkpoints")
     assert registered["checkpoint"] == str(run.best) and registered["epoch"] == metadata["best_epoch"]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
+from scrapers.interface import FAILED_PAGES_PREFIX, PAGES_STAT
 from scrapers.journal import Journal
 from scrapers.middlewares import PRODUCT_ID_META, MalformedResponse, failure_reason
 from scrapers.signals import page_failed
@@ -112,7 +113,9 @@ class ShopSpider(scrapy.Spider):
         Storage listens to the signal; the spider only reports."""
         request = failure.request
         reason = failure_reason(failure.value)
-        self.crawler.stats.inc_value(f"clipshoe/failed_pages/{reason}")
+        # Such a page never reaches a callback, where the parser middleware counts pages.
+        self.crawler.stats.inc_value(PAGES_STAT)
+        self.crawler.stats.inc_value(f"{FAILED_PAGES_PREFIX}{reason}")
         self.crawler.signals.send_catch_log(page_failed, site=self.name, url=request.url, reason=reason,
                                             product_id=request.meta.get(PRODUCT_ID_META))
 

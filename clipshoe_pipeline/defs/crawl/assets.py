@@ -31,7 +31,7 @@ from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
 from clipshoe_pipeline.markdown import cell, markdown_table
 from clipshoe_pipeline.parquet_io import RAW_PRODUCTS_SCHEMA, raw_products_table, write_parquet_atomic
-from clipshoe_pipeline.paths import DataPaths, data_paths
+from clipshoe_pipeline.paths import DataPaths
 from clipshoe_pipeline.rejections import rejected_rows, stamped
 from scrapers import interface
 from scrapers.interface import CrawlOutput, read_crawl_output
@@ -48,10 +48,12 @@ LOG_TAIL_LINES = 30
 class CrawlConfig(dg.Config):
     """Per-run crawl limits and overrides (the Launchpad's run config)."""
 
-    max_pages: int | None = None  # listing pages per category; None: the spider's setting
-    max_items: int | None = None  # products per crawl; None: no cap beyond the setting
-    categories: list[str] | None = None  # category keys (each spider's categories); None: the defaults
-    settings: dict[str, str] = {}  # Scrapy `-s` overrides for this run only
+    max_pages: int | None = None  # listing pages per category; None: every page the listing has
+    max_items: int | None = None  # products per crawl; None: no cap
+    categories: list[str] | None = None  # category keys (each spider's categories); None: the spider's defaults
+    # Scrapy `-s` overrides for this run only (e.g. DOWNLOAD_DELAY, CONCURRENT_REQUESTS_PER_DOMAIN,
+    # CLIPSHOE_IMAGE_MAX_BYTES); the project's defaults are in scrapers/settings.py.
+    settings: dict[str, str] = {}
     # Pages of one failure reason over all pages: above the first the failed-page check
     # warns, above the second it fails (and blocks curation in the same run).
     failed_pages_warn_ratio: float = 0.05
@@ -80,7 +82,7 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
     part-way keeps its job dir, so re-running the partition resumes instead of
     starting over."""
     site = context.partition_key
-    paths = data_paths()
+    paths = catalog.paths
     job = paths.crawl_jobdir(site)
     interface.forget_verdict(job)
     # Pipes raises a non-public DagsterPipesExecutionError on a non-zero exit; any
@@ -93,7 +95,7 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
         crawl_error = exc
     raise_unless_publishable(site, paths, crawl_error)
     output = read_crawl_output(job)
-    result = publish_crawl(site, output, paths, catalog, context.run.run_id,
+    result = publish_crawl(site, output, catalog, context.run.run_id,
                            check_results=[failed_pages_check(output, config)])
     shutil.rmtree(job)  # done: the next crawl of this site starts fresh
     return result
@@ -123,7 +125,7 @@ crawl_job = dg.define_asset_job(
 )
 
 
-def publish_crawl(site: str, output: CrawlOutput, paths: DataPaths, catalog: CatalogDB, run_id: str,
+def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: str,
                   check_results: list[dg.AssetCheckResult] | None = None) -> dg.MaterializeResult:
     """A finished crawl -> the site's raw_products and rejections files (each written
     atomically; rejections first, so raw_products never shows a crawl whose rejections
@@ -136,6 +138,7 @@ def publish_crawl(site: str, output: CrawlOutput, paths: DataPaths, catalog: Cat
     foreign = {row["site"] for row in rows} - {site}
     if foreign:  # they would land in this site's partition
         raise dg.Failure(f"crawl of {site} holds products of other sites: {sorted(foreign)}")
+    paths = catalog.paths
     table = raw_products_table(rows)
     rejections, recovered = current_rejections(output.rejections(), rows)
     write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
@@ -158,9 +161,8 @@ def failed_pages_check(output: CrawlOutput, config: CrawlConfig) -> dg.AssetChec
     """Failed pages per reason as a share of all pages: a shop that changed its pages
     (parser errors, malformed bodies) or started blocking shows up here even when
     enough items were collected for the crawl to count as done."""
-    pages = output.stat(interface.PAGES_STAT)
-    failed = output.counts(interface.FAILED_PAGES_PREFIX)
-    ratios = {reason: round(count / max(pages, count), 4) for reason, count in sorted(failed.items())}
+    pages, failed = output.pages, output.failed_pages
+    ratios = {reason: round(count / max(pages, 1), 4) for reason, count in sorted(failed.items())}
     worst = max(ratios.values(), default=0.0)
     return dg.AssetCheckResult(
         check_name=FAILED_PAGES_CHECK, passed=worst <= config.failed_pages_warn_ratio,
@@ -174,14 +176,14 @@ def raise_for_verdict(site: str, output: CrawlOutput) -> None:
     verdict = output.verdict
     if verdict == interface.BLOCKED:
         raise dg.Failure(
-            description=(f"{site} blocked the crawler throughout: {output.stat(interface.BLOCKED_PREFIX + 'count')} "
-                         f"block pages out of {output.stat('downloader/request_count')} requests, 0 items. "
+            description=(f"{site} blocked the crawler throughout: {output.block_pages} "
+                         f"block pages out of {output.requests} requests, 0 items. "
                          "See README 'Live crawling' (cookies/headers, browser handler)."),
-            metadata=output.counts(interface.BLOCKED_PREFIX),
+            metadata=output.block_reasons,
         )
     if verdict == interface.EMPTY:
         raise dg.Failure(f"crawl of {site} collected no items (finish reason "
-                         f"{output.stat('finish_reason', None)!r}, {output.stat('downloader/request_count')} requests)")
+                         f"{output.finish_reason!r}, {output.requests} requests)")
     if verdict != interface.OK:
         raise dg.Failure(f"crawl of {site} ended without a verdict ({verdict!r})")
 
@@ -221,21 +223,20 @@ def crawl_metadata(rows: list[dict[str, Any]], output: CrawlOutput) -> dict[str,
     crawl reports all its products' images, not only this attempt's."""
     images = [image for row in rows for image in row["images"]]
     failed = Counter(image["reason"] for image in images if image["status"] != "ok")
-    requests = output.stat("downloader/request_count")
-    elapsed = output.stat("elapsed_time_seconds") or 0
+    requests, elapsed = output.requests, output.elapsed_s
     return {
         "items": len(rows),
         "images_ok": len(images) - sum(failed.values()),
         "images_failed": sum(failed.values()),
         "images_failed_by_reason": dg.MetadataValue.json(dict(failed)),
         "requests": requests,
-        "requests_retried": output.stat("retry/count"),
-        "requests_blocked": output.stat(interface.BLOCKED_PREFIX + "count"),
-        "requests_failed": output.stat("retry/max_reached"),
-        "pages": output.stat(interface.PAGES_STAT),
-        "pages_failed": sum(output.counts(interface.FAILED_PAGES_PREFIX).values()),
-        "pages_failed_by_reason": dg.MetadataValue.json(output.counts(interface.FAILED_PAGES_PREFIX)),
-        "finish_reason": str(output.stat("finish_reason", None)),
+        "requests_retried": output.requests_retried,
+        "requests_blocked": output.block_pages,
+        "requests_failed": output.requests_failed,
+        "pages": output.pages,
+        "pages_failed": sum(output.failed_pages.values()),
+        "pages_failed_by_reason": dg.MetadataValue.json(output.failed_pages),
+        "finish_reason": str(output.finish_reason),
         "duration_s": round(elapsed, 1),
         "requests_per_s": round(requests / elapsed, 1) if elapsed else 0.0,
     }

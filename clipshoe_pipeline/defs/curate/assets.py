@@ -23,7 +23,6 @@ from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.markdown import markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
-from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.rejections import CURATE_STAGE, stamped
 from clipshoe_pipeline.stage_clock import StageClock
 from scrapers.items import SITES
@@ -68,7 +67,7 @@ def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catal
     )
     from clipshoe_pipeline.curation.features import image_features, run_counts
 
-    paths = data_paths()
+    paths = catalog.paths
     if not catalog.files("raw_products"):
         raise dg.Failure("no raw_products Parquet found: materialize raw_products first")
     clock = StageClock()

@@ -7,7 +7,6 @@ from PIL import Image
 
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
-from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.rejections import CURATE_STAGE
 
 SAMPLE = 5
@@ -52,7 +51,7 @@ def curated_pairs_captions_non_empty(catalog: CatalogDB) -> dg.AssetCheckResult:
 @dg.asset_check(asset=curated_pairs, blocking=True)
 def curated_pairs_images_decode(catalog: CatalogDB) -> dg.AssetCheckResult:
     """Every image_path exists and decodes: the trainer must never meet a broken file."""
-    root = data_paths().root
+    root = catalog.paths.root
     broken = []
     rows = catalog.query("SELECT pair_id, image_path FROM curated_pairs")
     for row in rows:

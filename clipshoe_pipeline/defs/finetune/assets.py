@@ -26,7 +26,6 @@ from clipshoe_pipeline.defs.finetune.config import FinetuneConfig
 from clipshoe_pipeline.defs.finetune.resources import ClipTrainer, TrainerFailed, visible_gpus
 from clipshoe_pipeline.markdown import cell, markdown_table
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
-from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.training.export import ExportError, TrainingData, export_training_data
 from clipshoe_pipeline.training.run import SELECTION_NAME, RunDir, RunSpec, best_epoch
@@ -100,7 +99,7 @@ def finetuned_clip(context: dg.AssetExecutionContext, config: FinetuneConfig, tr
 
 def prepare_run(config: FinetuneConfig, catalog: CatalogDB) -> tuple[RunDir, RunSpec, WeightsSource, TrainingData]:
     """Everything up to starting the trainer: weights checked, data exported, spec written."""
-    paths = data_paths()
+    paths = catalog.paths
     if not catalog.files("curated_pairs"):
         raise dg.Failure("no curated_pairs Parquet found: materialize curated_pairs first")
     gpus = visible_gpus() if config.gpus is None else config.gpus
@@ -160,7 +159,7 @@ def register_checkpoint(catalog: CatalogDB, run: RunDir, spec: RunSpec, best: Ma
            SELECTION_NAME: float(best[SELECTION_NAME]), "weights": spec.lineage["weights"]["label"],
            "data_snapshot": data.snapshot, "train_pairs": data.train_pairs,
            "git_commit": spec.lineage["code"]["git_commit"], "created_at": datetime.now(timezone.utc)}
-    write_parquet_atomic(pa.Table.from_pylist([row], schema=CHECKPOINTS_SCHEMA), data_paths().checkpoint_record(spec.name))
+    write_parquet_atomic(pa.Table.from_pylist([row], schema=CHECKPOINTS_SCHEMA), catalog.paths.checkpoint_record(spec.name))
     catalog.publish("model_checkpoints")
     return len(catalog.files("model_checkpoints"))
 
