@@ -25,7 +25,7 @@ cuDNN autotuning and worker start-up). Peak memory is the trainer process tree's
 proportional set size (workers included, shared pages counted once), sampled every
 0.2 s; peak GPU memory is torch's max allocated.
 
-GPU (issue 4's targets on one H100: (a) >= 3000 samples/s, (b)/(a) >= 0.9):
+GPU (targets on one H100: (a) >= 3000 samples/s, (b)/(a) >= 0.9):
     python benchmarks/train_throughput.py
 CPU (proves the script works; tiny model):
     python benchmarks/train_throughput.py --cpu

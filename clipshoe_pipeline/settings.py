@@ -3,6 +3,10 @@
 Each is read when asked for, not at import, so tests and the CLI can point a run
 elsewhere by setting the variable. Resources take theirs as `dg.EnvVar` (so the UI
 shows where a value came from); the README's settings table lists them all.
+
+Not read here: variables that belong to another program's protocol, read where that
+protocol is spoken — torchrun's RANK (training/launch.py), Dagster Pipes' context
+(scrapers/pipes.py, training/launch.py), huggingface_hub's HF_* (by huggingface_hub).
 """
 
 from __future__ import annotations

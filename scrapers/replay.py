@@ -1,7 +1,7 @@
 """The replay switch: one setting sends every request to a loopback shop.
 
-With the Scrapy setting `CLIPSHOE_REPLAY_URL=http://127.0.0.1:PORT` (scrapers/settings.py
-takes its default from the environment variable of that name),
+With the Scrapy setting `CLIPSHOE_REPLAY_URL=http://127.0.0.1:PORT` (passed by the crawl
+command, scrapers.interface.crawl_command; empty by default: the live sites),
 `https://HOST/PATH?QUERY` goes on the wire as `http://127.0.0.1:PORT/HOST/PATH?QUERY`.
 The rewrite happens inside the download handler, so everything above it — the
 scheduler, dupefilter, robots.txt, per-domain slots, the spiders and the items —

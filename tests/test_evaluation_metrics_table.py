@@ -39,7 +39,7 @@ def test_rows_follow_the_metrics_contract():
     assert rows[("retrieval", "text_retrieval_median_rank", None)]["attribute"] is None
     assert rows[("zeroshot_classification/vi", "acc", 3)]["value"] == 0.75
     assert rows[("zeroshot_classification/vi", "balanced_accuracy", None)]["n"] == 8
-    # DuckDB takes the table as is (CatalogDB loads tables from Arrow/Parquet in bulk).
+    # DuckDB reads the table as is (the catalog's metrics view reads these rows from Parquet).
     connection = duckdb.connect()
     connection.register("metrics_rows", table)
     assert connection.execute("SELECT count(*) FROM metrics_rows WHERE k IS NULL").fetchone() == (3,)

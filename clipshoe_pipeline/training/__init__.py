@@ -1,1 +1,1 @@
-"""Fine-tuning CLIP with open_clip's own trainer (issue 4): export, weights, launch, checkpoints."""
+"""Fine-tuning CLIP with open_clip's own trainer: export, weights, launch, checkpoints."""

@@ -1,4 +1,4 @@
-"""Checks on the `raw_products` catalog table, run after every crawl.
+"""Checks on the `raw_products` catalog view, run after every crawl.
 
 They look at the whole table (all sites), not only the partition just crawled: a
 problem left by an earlier crawl of another shop is still a problem for curation.

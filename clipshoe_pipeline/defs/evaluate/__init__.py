@@ -1,1 +1,1 @@
-"""Evaluation: metric tables for the baseline, every fine-tuned checkpoint and configured peers (issue 5)."""
+"""Evaluation: metric tables for the baseline, every fine-tuned checkpoint and configured peers."""

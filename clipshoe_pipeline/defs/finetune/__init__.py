@@ -1,1 +1,1 @@
-"""Fine-tuning: the CLIP model trained on curated_pairs (issue 4)."""
+"""Fine-tuning: the CLIP model trained on curated_pairs."""
