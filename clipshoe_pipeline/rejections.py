@@ -31,6 +31,6 @@ def rejected_rows(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 def stamped(rejected: pa.Table, run_id: str) -> pa.Table:
     """REJECTED rows as they are published: with the run and the time."""
     n = rejected.num_rows
-    return (rejected.select(REJECTED.names).cast(REJECTED)
-            .append_column("run_id", pa.array([run_id] * n, pa.string()))
-            .append_column("recorded_at", pa.array([datetime.now(timezone.utc)] * n, pa.timestamp("us", tz="UTC"))))
+    stamps = [pa.array([run_id] * n), pa.array([datetime.now(timezone.utc)] * n)]
+    return pa.Table.from_arrays([*rejected.select(REJECTED.names).cast(REJECTED).columns, *stamps],
+                                schema=REJECTIONS_SCHEMA)
