@@ -88,7 +88,8 @@ class EpochRecorder:
                         default=None)
         self.record: dict[str, Any] = {}
 
-    def install(self, trainer_main: Any) -> None:
+    def hooks(self, trainer_main: Any) -> dict[str, Any]:
+        """Replacements for `hooked`: trainer_main's own functions, recording each epoch."""
         train_one_epoch, evaluate = trainer_main.train_one_epoch, trainer_main.evaluate
 
         def train_recorded(model, data, loss, epoch, optimizer, scaler, scheduler, dist_model, args, **kw):
@@ -115,7 +116,7 @@ class EpochRecorder:
                 self._finish(model, metrics)
             return metrics
 
-        trainer_main.train_one_epoch, trainer_main.evaluate = train_recorded, evaluate_recorded
+        return {"train_one_epoch": train_recorded, "evaluate": evaluate_recorded}
 
     def _finish(self, model: Any, metrics: dict[str, float] | None = None) -> None:
         record = dict(self.record, **{f"val_{k}": v for k, v in (metrics or {}).items()
@@ -151,9 +152,25 @@ def speed_settings(trainer_main: Any, spec: RunSpec) -> Iterator[None]:
             from torch._inductor import config as inductor_config, list_mode_options
 
             stack.enter_context(inductor_config.patch(list_mode_options(spec.compile_mode)))
-        stack.callback(setattr, trainer_main, "optim", trainer_main.optim)
-        trainer_main.optim = _OptimWithAdamW(fused=spec.fused_adamw)
+        stack.enter_context(hooked(trainer_main, {"optim": _OptimWithAdamW(fused=spec.fused_adamw)}))
         yield
+
+
+@contextmanager
+def hooked(trainer_main: Any, replacements: dict[str, Any]) -> Iterator[None]:
+    """Names of open_clip_train.main replaced while the block runs, restored after. Only
+    HOOKED_TRAINER_NAMES, whose existence a test checks, may be replaced."""
+    unknown = set(replacements) - set(HOOKED_TRAINER_NAMES)
+    if unknown:
+        raise ValueError(f"not a hooked open_clip_train.main name: {sorted(unknown)}")
+    originals = {name: getattr(trainer_main, name) for name in replacements}
+    try:
+        for name, replacement in replacements.items():
+            setattr(trainer_main, name, replacement)
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(trainer_main, name, original)
 
 
 class ResumableAdamW(torch.optim.AdamW):
@@ -220,7 +237,7 @@ def main(argv: list[str]) -> None:
             _log(pipes, f"resuming from epoch {resumed}" if resumed else "starting from epoch 0")
             _log(pipes, f"torch.compile: {spec.compile_mode or 'off'}; fused AdamW: {spec.fused_adamw}")
             stack.enter_context(_forward_trainer_log(pipes))
-        EpochRecorder(run, pipes).install(trainer_main)
+        stack.enter_context(hooked(trainer_main, EpochRecorder(run, pipes).hooks(trainer_main)))
         stack.enter_context(speed_settings(trainer_main, spec))
         trainer_main.main(run.trainer_argv(spec))
         # open_clip set every logger to INFO; torch's would print compile statistics at exit.
