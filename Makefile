@@ -28,7 +28,7 @@ dev: install  ## Dagster UI on http://127.0.0.1:3000 with run history under $(DA
 	$(BIN)/clipshoe dev
 
 replay-shop: install
-	$(BIN)/clipshoe replay-shop --port 8765
+	$(BIN)/clipshoe replay-shop
 
 bench-crawl: install
 	$(BIN)/python benchmarks/crawl.py

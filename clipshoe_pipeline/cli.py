@@ -53,7 +53,7 @@ def run_replay_shop(args: argparse.Namespace) -> int:
 def add_replay_shop_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subcommand(subparsers, "replay-shop", "serve the synthetic shops in the real sites' response shapes")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0: any free port (printed)")
     add_catalog_arguments(parser, products_per_site=200)
     parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="none",
                         help="planted HTTP faults: none, or the default mix used by the fault tests")

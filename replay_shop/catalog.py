@@ -34,7 +34,6 @@ from replay_shop.records import ShopImage, ShopProduct
 from replay_shop.sites import renderers as site_renderers
 from replay_shop.sites.protocol import SiteRenderer
 
-DEFAULT_SITES = ("tiki", "sendo", "shopee", "lazada", "zalora")
 DUPLICATE_TRANSFORMS = ("original", "reencode", "resize", "crop", "watermark")
 MAX_IMAGES = 5
 
@@ -127,13 +126,13 @@ class _SharedModel(_Look):
 class Catalog:
     """The synthetic shoe catalog of every replayed site, deterministic per seed."""
 
-    def __init__(self, seed: int = 0, products_per_site: int = 200, sites: tuple[str, ...] = DEFAULT_SITES,
+    def __init__(self, seed: int = 0, products_per_site: int = 200, sites: tuple[str, ...] | None = None,
                  mess: MessRates | None = None, renderers: Mapping[str, SiteRenderer] | None = None):
         self.seed = seed
         self.products_per_site = products_per_site
-        self.sites = tuple(sites)
-        self.mess = mess or MessRates()
         renderers = renderers if renderers is not None else site_renderers()
+        self.sites = tuple(sites) if sites is not None else tuple(renderers)  # None: every site rendered
+        self.mess = mess or MessRates()
         self.renderers = {site: renderers[site] for site in self.sites}
         self._lock = threading.RLock()
         self._site_data: dict[str, _SiteData] = {}

@@ -231,7 +231,7 @@ def running_shop(catalog: Catalog, faults: Faults = Faults(), host: str = "127.0
             loop.close()
 
 
-def serve_forever(catalog: Catalog, faults: Faults = Faults(), host: str = "127.0.0.1", port: int = 8765,
+def serve_forever(catalog: Catalog, *, host: str, port: int, faults: Faults = Faults(),
                   on_ready: Callable[[ReplayShop], None] | None = None, access_log: bool = False) -> None:
     """Serve in the calling thread until interrupted (Ctrl-C)."""
 

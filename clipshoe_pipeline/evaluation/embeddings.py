@@ -24,6 +24,7 @@ from clipshoe_pipeline.paths import DataPaths
 
 ImageEncoder = Callable[[list[Path]], np.ndarray]  # image files -> (n, d) float32 embeddings
 _READ_CHUNK = 1 << 20
+ENCODE_BATCH_SIZE = 64  # images or texts per forward pass (EvaluateConfig.batch_size)
 
 
 class ClipEncoder:
@@ -31,12 +32,13 @@ class ClipEncoder:
     L2-normalised, on the CPU, so retrieval and zero-shot get cosine similarities."""
 
     def __init__(self, model: Any, preprocess: Callable, tokenizer: Callable, *, device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = ENCODE_BATCH_SIZE):
         self.model, self.preprocess, self.tokenizer = model, preprocess, tokenizer
         self.device, self.batch_size = device, batch_size
 
     @classmethod
-    def load(cls, model_name: str, weights: str | None, *, device: str = "cpu", batch_size: int = 64) -> ClipEncoder:
+    def load(cls, model_name: str, weights: str | None, *, device: str = "cpu",
+             batch_size: int = ENCODE_BATCH_SIZE) -> ClipEncoder:
         from clipshoe_pipeline.training.models import load_clip
 
         model, preprocess, tokenizer = load_clip(model_name, weights, device=device)

@@ -17,7 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipshoe_pipeline.evaluation.embeddings import ClipEncoder, EmbeddingCache, checkpoint_id, file_sha256
+from clipshoe_pipeline.evaluation.embeddings import (
+    ENCODE_BATCH_SIZE,
+    ClipEncoder,
+    EmbeddingCache,
+    checkpoint_id,
+    file_sha256,
+)
 from clipshoe_pipeline.evaluation.metrics_table import MetricRow, RunLabel, retrieval_rows, zeroshot_rows
 from clipshoe_pipeline.evaluation.templates import LANGUAGES, class_text, templates_for
 from clipshoe_pipeline.evaluation.zappos import EVALUATED_ATTRIBUTES, ZapposDataset
@@ -40,7 +46,7 @@ class EvaluatedModel:
 
     @classmethod
     def load(cls, display_name: str, model_name: str, weights: WeightsSource, evaluated_at: datetime, *,
-             cache_dir: Path | None, device: str = "cpu", batch_size: int = 64) -> EvaluatedModel:
+             cache_dir: Path | None, device: str = "cpu", batch_size: int = ENCODE_BATCH_SIZE) -> EvaluatedModel:
         encoder = ClipEncoder.load(model_name, weights.value, device=device, batch_size=batch_size)
         run = RunLabel(model=display_name, checkpoint=f"{model_name}:{weights.identity or 'random-init'}",
                        evaluated_at=evaluated_at)

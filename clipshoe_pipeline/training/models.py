@@ -18,6 +18,8 @@ from typing import Any
 
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
 TINY_MODEL = "clipshoe-tiny"
+# What fine-tuning starts from by default, and so the evaluation's default baseline.
+BASE_MODEL, BASE_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
 RANDOM_INIT_SEED = 0  # open_clip_train's --seed default (FinetuneConfig.seed)
 SCHEMA_PREFIXES = ("hf-hub:", "local-dir:")  # open_clip model names that bring their own weights
 

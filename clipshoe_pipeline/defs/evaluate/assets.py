@@ -29,7 +29,7 @@ from pydantic import Field
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
-from clipshoe_pipeline.evaluation.embeddings import default_cache_dir
+from clipshoe_pipeline.evaluation.embeddings import ENCODE_BATCH_SIZE, default_cache_dir
 from clipshoe_pipeline.evaluation.metrics_table import markdown_comparison, metrics_table
 from clipshoe_pipeline.evaluation.suites import (
     TEST_SPLIT_DATASET,
@@ -41,9 +41,9 @@ from clipshoe_pipeline.evaluation.suites import (
 from clipshoe_pipeline.evaluation.templates import LANGUAGES
 from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, load_zappos
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
-from clipshoe_pipeline.paths import data_paths
 from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.settings import ZAPPOS_DIR, env
+from clipshoe_pipeline.training.models import BASE_MODEL, BASE_PRETRAINED
 from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
 
 BASELINE = "baseline"
@@ -58,16 +58,16 @@ class PeerModel(dg.Config):
 
 
 class EvaluateConfig(dg.Config):
-    baseline_model: str = "ViT-B-32"
+    baseline_model: str = BASE_MODEL
     baseline_pretrained: str | None = Field(
-        default="laion2b_s34b_b79k", description="The weights fine-tuning started from (tag or path).")
+        default=BASE_PRETRAINED, description="The weights fine-tuning started from (tag or path).")
     baseline_random_init: bool = Field(
         default=False, description="Evaluate a randomly initialised baseline (the tiny CPU demo has no pretrained one).")
     all_checkpoints: bool = Field(default=True, description="Every registered fine-tuned checkpoint, not only the newest.")
     peers: list[PeerModel] = Field(default_factory=list)
     languages: list[str] = Field(default_factory=lambda: list(LANGUAGES), description="Prompt template languages.")
     device: str = Field(default="auto", description="auto: cuda when available, else cpu.")
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=ENCODE_BATCH_SIZE, ge=1)
     zappos_dir: str | None = Field(
         default=None, description=f"A local UT Zappos50K copy (official layout); None: ${ZAPPOS_DIR} when set.")
 
@@ -99,7 +99,7 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
     """Acc@k on UT Zappos50K and R@k on the held-out split for the baseline, every
     fine-tuned checkpoint and the configured peers, on the same data and prompts: the
     numbers that say whether fine-tuning helped. Added to the `metrics` dataset."""
-    paths = data_paths()
+    paths = catalog.paths
     evaluated_at = datetime.now(timezone.utc)
     device = _device(config.device)
     pairs = catalog.table("curated_pairs") if catalog.files("curated_pairs") else None

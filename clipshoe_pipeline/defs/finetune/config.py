@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 
 from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.training.export import ExportConfig
-from clipshoe_pipeline.training.models import SCHEMA_PREFIXES
+from clipshoe_pipeline.training.models import BASE_MODEL, BASE_PRETRAINED, SCHEMA_PREFIXES
 
 Precision = Literal["auto", "amp_bf16", "amp", "bf16", "fp16", "pure_bf16", "pure_fp16", "fp32"]
 # torch.compile modes; those with CUDA graphs: one GPU (DDP's hooks run outside graphs), no accumulation
@@ -27,9 +27,9 @@ ExportFields = mirror(ExportConfig, exclude=("seed",))
 class FinetuneConfig(dg.Config):
     """What to train and how; every field is an open_clip_train flag or the data export's."""
 
-    model: str = Field(default="ViT-B-32", description="open_clip model config name (or clipshoe-tiny for CPU tests).")
+    model: str = Field(default=BASE_MODEL, description="open_clip model config name (or clipshoe-tiny for CPU tests).")
     pretrained: str | None = Field(
-        default="laion2b_s34b_b79k",
+        default=BASE_PRETRAINED,
         description="open_clip pretrained tag (from the local cache) or a checkpoint path; empty: see allow_random_init.")
     allow_random_init: bool = Field(
         default=False, description="Train from random weights when `pretrained` is empty (labelled in metadata).")
