@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from PIL import Image
 
 from clipshoe_pipeline.curation.config import NormaliseConfig
@@ -23,12 +24,23 @@ from clipshoe_pipeline.curation.split import grouped_split
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from clipshoe_pipeline.paths import DataPaths
 from clipshoe_pipeline.training.models import TINY_MODEL, register_model_configs
-from replay_shop.catalog import DEFAULT_SITES
 from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
 from replay_shop.sites.common import distinct_numbers
 from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 from replay_shop.vocab import SHOE_KINDS
-from scrapers.items import ProductItem
+from scrapers.items import SITES, ProductItem
+
+# Real recorded third-party bodies, read in place when a shared/ folder sits beside the
+# checkout (never copied into the repository).
+REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
+
+
+def real_fixture(site: str, name: str) -> Path:
+    """The path of a real recorded body of `site`, when present; else the test is skipped."""
+    path = REAL_FIXTURES / site / name
+    if not path.exists():
+        pytest.skip(f"real {site} sample not present: {path}")
+    return path
 
 
 # -- crawled items and their images ------------------------------------------------------
@@ -205,4 +217,4 @@ def _json(payload: object) -> ShopReply:
 
 
 def fake_renderers() -> dict[str, FakeRenderer]:
-    return {site: FakeRenderer(site) for site in DEFAULT_SITES}
+    return {site: FakeRenderer(site) for site in SITES}

@@ -32,6 +32,7 @@ from scrapers.spiders.sendo import SendoSpider
 from scrapers.spiders.shopee import ShopeeSpider
 from scrapers.spiders.tiki import TikiSpider
 from scrapers.spiders.zalora import ZaloraSpider
+from tests.builders import real_fixture
 from tests import spider_harness as harness
 from tests.spider_harness import HTML, JSON
 
@@ -126,7 +127,7 @@ class SiteCase:
 
     def real(self, name: str) -> bytes:
         """A real recorded body, when present; else the test is skipped."""
-        return harness.real_fixture(self.site, name).read_bytes()
+        return real_fixture(self.site, name).read_bytes()
 
     def listing_page(self, spider: ShopSpider) -> list:
         """What `spider` makes of the first page of the listing fixture."""

@@ -22,7 +22,6 @@ from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
 from scrapers.text import clean_str, html_to_text, unique
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 
@@ -71,14 +70,6 @@ def assert_malformed_body_is_retried(spider: scrapy.Spider, request: scrapy.Requ
 def fixture(site: str, name: str) -> bytes:
     """The bytes of our own fixture tests/fixtures/<site>/<name>."""
     return (FIXTURES / site / name).read_bytes()
-
-
-def real_fixture(site: str, name: str) -> Path:
-    """The path of a real recorded body of `site`, when present; else the test is skipped."""
-    path = REAL_FIXTURES / site / name
-    if not path.exists():
-        pytest.skip(f"real {site} sample not present: {path}")
-    return path
 
 
 # -- the replay side ------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ from replay_shop import vocab
 from replay_shop.catalog import Catalog
 from replay_shop.records import ShopProduct
 from clipshoe_common.text import html_to_text
+from tests.builders import real_fixture
 
-REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
 SHOE_TITLE = "Giày thể thao Nike Air Max 90 nam màu đen"
 # The reason each planted non-shoe kind must be rejected with (replay_shop.vocab.NON_SHOE_KINDS).
 EXPECTED_KEYWORDS = {
@@ -204,10 +203,7 @@ def test_category_rules_judge_vague_titles(path, reason):
 
 
 def _real(site: str, name: str):
-    path = REAL_FIXTURES / site / name
-    if not path.exists():
-        pytest.skip(f"real fixture {path} not present")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(real_fixture(site, name).read_text(encoding="utf-8"))
 
 
 def test_real_titles_are_cleaned_without_emptying_them():

@@ -24,6 +24,7 @@ from replay_shop.sites.lazada import RENDERER
 from replay_shop.sites.protocol import ShopReply
 from scrapers.attributes import normalise_attributes
 from scrapers.spiders.lazada import LazadaSpider
+from tests.builders import REAL_FIXTURES
 from tests import spider_harness as harness
 from tests.spider_cases import LAZADA
 from tests.spider_cases import LAZADA_CDN as CDN
@@ -34,7 +35,7 @@ from tests.spider_cases import lazada_product_request as product_request
 from tests.spider_harness import HTML, JSON, FakeCatalog
 from tests.spider_harness import results_of as call
 
-REAL = harness.REAL_FIXTURES / "lazada"
+REAL = REAL_FIXTURES / "lazada"
 PRODUCT_3 = "https://www.lazada.vn/products/giay-the-thao-nam-chay-bo-i2412345603-s8812345603.html"
 
 
