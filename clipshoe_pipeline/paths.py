@@ -42,6 +42,17 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+# A run whose process crashed (not one whose step failed: the crawl's own RetryPolicy
+# handles those) is started again; a crawl resumes from its job dir.
+run_retries:
+  enabled: true
+  max_retries: 2
+  retry_on_asset_or_op_failure: false
+# Notices runs whose process died, and frees the pool slots a cancelled or crashed run
+# still held; without it a limit-1 pool ("gpu") can stay taken for good.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 300
 """
 
 
@@ -153,7 +164,8 @@ def ensure_dagster_home() -> Path:
         config.write_text(_DAGSTER_YAML.format(home=home))
     elif missing := missing_instance_settings(config):
         # Written by an older version or edited: kept as it is, but said, since without
-        # these limits two trainings or two crawls of one site can run at once.
+        # these limits two trainings or two crawls of one site can run at once, or a
+        # crashed training keeps the GPU pool taken.
         print(f"note: {config} lacks {', '.join(missing)}; delete it to get the current defaults "
               "(run history lives in other files and is kept)", file=sys.stderr)
     return home
@@ -173,4 +185,6 @@ def missing_instance_settings(config: Path) -> list[str]:
         missing.append("concurrency.pools.default_limit (one training at a time)")
     if not any(isinstance(limit, dict) and limit.get("key") == "dagster/partition" for limit in tag_limits):
         missing.append("the dagster/partition run tag limit (one crawl per site)")
+    if not (settings.get("run_monitoring") or {}).get("enabled"):
+        missing.append("run_monitoring (frees the pool slot of a crashed run)")
     return missing

@@ -19,6 +19,7 @@ DATA_DIR = "CLIPSHOE_DATA_DIR"  # the data root (DataPaths)
 REPLAY_URL = "CLIPSHOE_REPLAY_URL"  # the replay shop the crawls go to instead of the live sites
 ZAPPOS_DIR = "CLIPSHOE_ZAPPOS_DIR"  # a local UT Zappos50K copy for the evaluation
 DASK_ADDRESS = "CLIPSHOE_DASK_ADDRESS"  # a Dask scheduler for curation's per-image step
+CRAWL_SCHEDULES = "CLIPSHOE_CRAWL_SCHEDULES"  # per-site crawl crons, JSON {site: cron}, over the weekly defaults
 DAGSTER_HOME = "DAGSTER_HOME"  # the Dagster instance; the CLI defaults it under the data dir
 
 

@@ -185,14 +185,25 @@ def test_a_replay_address_in_the_data_fails_the_blocking_url_check(paths, monkey
     assert not evaluations["raw_products_have_real_urls"].passed
 
 
-def test_a_failed_crawl_reports_the_log_tail_and_keeps_the_job_dir_for_resuming(paths, monkeypatch):
+class CrashingOnceCrawler(JournalOnlyCrawler):
+    """Dies part-way on its first attempt (no final stats), then finishes: a transient failure."""
+
+    def crawl(self, context, site, paths, *, settings, spider_args):
+        if not paths.crawl_log(site).exists():
+            paths.crawl_log(site).write_text("INFO: started\nERROR: Spider error processing <GET https://tiki.vn>\n")
+            raise RuntimeError("External execution process failed with code 1")
+        assert (paths.crawl_jobdir(site) / ITEMS).exists()  # the retry resumes the first attempt's journal
+        super().crawl(context, site, paths, settings=settings, spider_args=spider_args)
+
+
+@pytest.mark.slow  # waits out the crawl's retry delay (10 s, jittered)
+def test_a_crawl_that_failed_part_way_is_retried_and_resumes_its_kept_job_dir(paths, monkeypatch):
     write_journal(paths.crawl_jobdir("tiki"), journal_items(), [], stats=None)
-    result = materialize_tiki(paths, JournalOnlyCrawler(stats=None, exit_code=1), monkeypatch)
-    assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert "Spider error processing" in failure.description and "re-run resumes" in failure.description
-    assert (paths.crawl_jobdir("tiki") / ITEMS).exists()
-    assert not paths.raw_products_parquet("tiki").exists()
+    result = materialize_tiki(paths, CrashingOnceCrawler(), monkeypatch)
+    (retry,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    reported = str(retry.event_specific_data.error)
+    assert "Spider error processing" in reported and "re-run resumes" in reported  # the log's tail
+    assert result.success and paths.raw_products_parquet("tiki").exists()
 
 
 def test_a_blocked_crawl_fails_clearly_and_removes_its_job_dir_so_a_retry_starts_fresh(paths, monkeypatch):
@@ -202,6 +213,7 @@ def test_a_blocked_crawl_fails_clearly_and_removes_its_job_dir_so_a_retry_starts
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert "blocked the crawler throughout: 30 block pages out of 31 requests" in failure.description
     assert not paths.crawl_jobdir("tiki").exists()
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]  # for good
 
 
 def test_the_crawler_runs_scrapy_from_the_project_root_with_resource_and_run_settings(paths, monkeypatch):

@@ -22,6 +22,7 @@ Parquet files, so publishing needs no lock beyond the catalog's for its views.
 import shutil
 from collections import Counter
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -43,6 +44,11 @@ FAILED_PAGES_CHECK = "raw_products_failed_page_ratio"
 REJECTIONS_GROUP = "crawl"  # the crawl and download stages' file in the rejections dataset
 PREVIEW_ROWS = 10
 LOG_TAIL_LINES = 30
+# A crawl that failed part-way (a crash, the network gone) is transient: tried again
+# after ~10 s, then ~20 s, and it resumes from its job dir. One that collected nothing
+# (blocked, empty) or cannot be published fails for good (dg.Failure(allow_retries=False)).
+CRAWL_RETRIES = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+STALE_AFTER = timedelta(days=8)  # the weekly schedule plus a day of slack
 
 
 class CrawlConfig(dg.Config):
@@ -72,6 +78,9 @@ class CrawlConfig(dg.Config):
     # step sees (the job dir is gone once the crawl is published).
     check_specs=[dg.AssetCheckSpec(FAILED_PAGES_CHECK, asset="raw_products", blocking=True,
                                    description="Per failure reason, failed pages over all pages of the crawl.")],
+    retry_policy=CRAWL_RETRIES,
+    # For the UI's freshness view, over the asset as a whole; per site: raw_products_fresh_per_site.
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=STALE_AFTER * 2, warn_window=STALE_AFTER),
 )
 def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler: ScrapyCrawler,
                  catalog: CatalogDB) -> dg.MaterializeResult:
@@ -137,7 +146,7 @@ def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: st
     rows, duplicates = unique_by_product(output.items())
     foreign = {row["site"] for row in rows} - {site}
     if foreign:  # they would land in this site's partition
-        raise dg.Failure(f"crawl of {site} holds products of other sites: {sorted(foreign)}")
+        raise dg.Failure(f"crawl of {site} holds products of other sites: {sorted(foreign)}", allow_retries=False)
     paths = catalog.paths
     table = raw_products_table(rows)
     rejections, recovered = current_rejections(output.rejections(), rows)
@@ -179,13 +188,13 @@ def raise_for_verdict(site: str, output: CrawlOutput) -> None:
             description=(f"{site} blocked the crawler throughout: {output.block_pages} "
                          f"block pages out of {output.requests} requests, 0 items. "
                          "See README 'Live crawling' (cookies/headers, browser handler)."),
-            metadata=output.block_reasons,
+            metadata=output.block_reasons, allow_retries=False,
         )
     if verdict == interface.EMPTY:
         raise dg.Failure(f"crawl of {site} collected no items (finish reason "
-                         f"{output.finish_reason!r}, {output.requests} requests)")
+                         f"{output.finish_reason!r}, {output.requests} requests)", allow_retries=False)
     if verdict != interface.OK:
-        raise dg.Failure(f"crawl of {site} ended without a verdict ({verdict!r})")
+        raise dg.Failure(f"crawl of {site} ended without a verdict ({verdict!r})", allow_retries=False)
 
 
 def unique_by_product(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

@@ -10,10 +10,14 @@ long as each failure is on record in `rejections`.
 # No `from __future__ import annotations` here: Dagster reads the config and
 # resource types from the signatures at definition time.
 
+from datetime import datetime, timezone
+
 import dagster as dg
 
 from clipshoe_pipeline.catalog_db import CatalogDB
-from clipshoe_pipeline.defs.crawl.assets import raw_products
+from clipshoe_pipeline.defs.crawl.assets import STALE_AFTER, raw_products
+from clipshoe_pipeline.defs.crawl.schedules import TIMEZONE
+from scrapers.items import SITES
 
 SAMPLE = 5
 # The replay shop's address; a real product or image URL never points at this machine.
@@ -67,4 +71,32 @@ def raw_products_have_real_urls(catalog: CatalogDB) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not local,
         metadata={"rows_with_local_urls": len(local), "sample": dg.MetadataValue.json(local[:SAMPLE])},
+    )
+
+
+class FreshnessConfig(dg.Config):
+    warn_after_days: float = STALE_AFTER.total_seconds() / 86400  # a site crawled longer ago than this warns
+
+
+@dg.asset_check(
+    asset=raw_products,
+    # Also daily on its own: staleness grows while nothing runs.
+    automation_condition=dg.AutomationCondition.cron_tick_passed("0 8 * * *", TIMEZONE),
+)
+def raw_products_fresh_per_site(config: FreshnessConfig, catalog: CatalogDB) -> dg.AssetCheckResult:
+    """Each crawled site's latest crawl is recent. Per site, unlike the asset-level
+    freshness policy, where one freshly crawled shop would hide four stale ones. Sites
+    never crawled are listed but do not warn: crawling a subset of the shops is allowed."""
+    latest = catalog.query(
+        "SELECT site, max(CAST(crawled_at AS TIMESTAMPTZ)) AS crawled FROM raw_products GROUP BY site ORDER BY site")
+    now = datetime.now(timezone.utc)
+    age_days = {row["site"]: round((now - row["crawled"]).total_seconds() / 86400, 2) for row in latest}
+    stale = sorted(site for site, days in age_days.items() if days > config.warn_after_days)
+    return dg.AssetCheckResult(
+        passed=not stale,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"stale: {', '.join(stale)}" if stale else None,
+        metadata={"age_days_by_site": dg.MetadataValue.json(age_days), "stale_sites": dg.MetadataValue.json(stale),
+                  "never_crawled": dg.MetadataValue.json(sorted(set(SITES) - set(age_days))),
+                  "warn_after_days": config.warn_after_days},
     )

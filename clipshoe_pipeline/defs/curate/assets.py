@@ -19,6 +19,7 @@ from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.curation import diversity as diversity_stats
 from clipshoe_pipeline.curation.config import CurationConfig, NormaliseConfig
 from clipshoe_pipeline.defs.crawl.assets import raw_products
+from clipshoe_pipeline.defs.crawl.schedules import TIMEZONE
 from clipshoe_pipeline.defs.curate.resources import ImageEngine
 from clipshoe_pipeline.defs.dataclass_config import mirror
 from clipshoe_pipeline.markdown import markdown_table
@@ -28,6 +29,17 @@ from clipshoe_pipeline.stage_clock import StageClock
 from scrapers.items import SITES
 
 EXAMPLE_CLUSTERS = 5
+# Curation follows the crawls at the first daily tick after any crawl, so the Monday-night
+# recrawls (crawl/schedules.py), five sites in a row, give one curation, not five; never
+# while a crawl still runs. (on_cron would wait for crawls *after* the tick instead.)
+CURATE_CRON = "0 7 * * *"
+AFTER_NEW_CRAWLS = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.cron_tick_passed(CURATE_CRON, TIMEZONE).since_last_handled()
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("daily after new crawls")
 PRODUCT_BATCH_ROWS = 4096  # products held as Python rows at once (captions, the shoe filter)
 
 CurationFields = mirror(CurationConfig)
@@ -47,6 +59,7 @@ class CurateConfig(dg.Config):
     deps=[dg.AssetDep(raw_products, partition_mapping=dg.AllPartitionMapping())],
     kinds={"python", "parquet"},
     group_name="curate",
+    automation_condition=AFTER_NEW_CRAWLS,
 )
 def curated_pairs(context: dg.AssetExecutionContext, config: CurateConfig, catalog: CatalogDB,
                   image_engine: ImageEngine) -> dg.MaterializeResult:

@@ -49,6 +49,16 @@ from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
 BASELINE = "baseline"
 FINETUNED = "finetuned"  # the newest registered checkpoint; older ones are "finetuned:<run>"
 PLOTTED_K = (1, 5, 10)
+# eager(), but only a new checkpoint triggers it: a new curation alone changes the
+# held-out split, which the next training's evaluation measures anyway.
+AFTER_NEW_CHECKPOINT = (
+    dg.AutomationCondition.in_latest_time_window()
+    & (dg.AutomationCondition.missing().newly_true()
+       | dg.AutomationCondition.any_deps_updated().allow(dg.AssetSelection.assets(finetuned_clip))).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("eager on new checkpoints")
 
 
 class PeerModel(dg.Config):
@@ -94,6 +104,7 @@ def candidates(config: EvaluateConfig, catalog: CatalogDB) -> list[Candidate]:
     deps=[finetuned_clip, curated_pairs],
     kinds={"pytorch", "parquet"},
     group_name="evaluate",
+    automation_condition=AFTER_NEW_CHECKPOINT,
 )
 def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, catalog: CatalogDB) -> dg.MaterializeResult:
     """Acc@k on UT Zappos50K and R@k on the held-out split for the baseline, every
