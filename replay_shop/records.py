@@ -54,7 +54,12 @@ class ShopProduct:
 class Faults:
     """Fault rates per request, in [0, 1]. A URL sees at most `max_per_url`
     faults in a row before it is answered properly, so a crawler that retries
-    enough collects everything; raise it to simulate a site that blocks for good."""
+    enough collects everything; raise it to simulate a site that blocks for good.
+
+    The detail faults are rates per product instead, and hold for good: a product
+    drawn for one has its product page (detail API) answered with a 404 or the site's
+    block answer on every attempt, whatever the retries, while its listing entry is
+    served as usual: what a crawler collects of it is what the listing says."""
 
     http_429: float = 0.0
     http_500: float = 0.0
@@ -64,6 +69,8 @@ class Faults:
     malformed_json: float = 0.0  # API answers only
     truncated_image: float = 0.0  # image answers only: connection dropped mid-body
     max_per_url: int = 2
+    detail_http_404: float = 0.0  # share of products whose detail answers a plain 404, always
+    detail_block: float = 0.0  # share of products whose detail answers the site's block, always
 
     @classmethod
     def none(cls) -> "Faults":

@@ -6,6 +6,9 @@ renderer. On top, the server plants the faults of a real crawl (429, 500, slow
 answers, block pages, malformed JSON, connections dropped mid-image), decided
 deterministically per (seed, URL, attempt) and capped per URL, so a crawler that
 retries enough still collects everything and a test can tell exactly what it saw.
+The detail faults instead take some products' detail answers away for good (a 404
+or the site's block answer, every attempt), decided per (seed, site, product), so a
+test can tell which products only their listing entry describes (`lost_detail`).
 
 Use `running_shop(...)` in tests and benchmarks (a background thread with its own
 event loop) and `serve_forever(...)` for the command line.
@@ -35,6 +38,8 @@ ROBOTS_TXT = "User-agent: *\nAllow: /\n"
 # Order matters: a request's roll falls into the first kind whose cumulative rate covers it.
 FAULT_KINDS = ("http_429", "http_500", "slow", "block", "malformed_json", "truncated_image")
 _ALWAYS_APPLICABLE = frozenset(("http_429", "http_500", "slow", "block"))
+# Likewise for a product's roll, once per product.
+DETAIL_FAULT_KINDS = ("detail_http_404", "detail_block")
 
 
 class ReplayShop:
@@ -115,6 +120,12 @@ class ReplayShop:
                                                           headers={k.lower(): v for k, v in request.headers.items()}))
         if reply is None:
             return self._not_found()
+        lost = self.lost_detail(renderer.site, reply.product_id) if reply.product_id is not None else None
+        if lost is not None:  # every attempt: the per-URL faults and their cap never apply
+            self._count_fault(lost)
+            if lost == "detail_block":
+                return self._error_reply("block", renderer)
+            return web.Response(status=404, text="Not Found")
         fault = self._fault(key, {"malformed_json"} if reply.is_json else set())
         if fault == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
@@ -163,19 +174,32 @@ class ReplayShop:
             return None
         # A slow answer is still a proper one: it does not count toward the cap.
         self._faults_in_row[key] = 0 if kind == "slow" else in_row + 1
-        counts = self.stats["faults"]
-        counts[kind] = counts.get(kind, 0) + 1
+        self._count_fault(kind)
         return kind
 
+    def lost_detail(self, site: str, product_id: str) -> str | None:
+        """The detail fault that holds for good for a product (`detail_http_404`,
+        `detail_block`), if any: rolled once from (seed, site, product), so every
+        attempt at its detail answer carries it, and a test can ask which products do."""
+        return self._kind_of(f"{self.catalog.seed}:detail:{site}:{product_id}", DETAIL_FAULT_KINDS)
+
     def _roll(self, key: str, attempt: int) -> str | None:
-        digest = hashlib.blake2b(f"{self.catalog.seed}:{key}:{attempt}".encode(), digest_size=8).digest()
+        return self._kind_of(f"{self.catalog.seed}:{key}:{attempt}", FAULT_KINDS)
+
+    def _kind_of(self, seed_text: str, kinds: tuple[str, ...]) -> str | None:
+        """The kind a uniform roll drawn from `seed_text` falls into by the kinds' rates."""
+        digest = hashlib.blake2b(seed_text.encode(), digest_size=8).digest()
         roll = int.from_bytes(digest, "big") / 2**64
         threshold = 0.0
-        for kind in FAULT_KINDS:
+        for kind in kinds:
             threshold += getattr(self.faults, kind)
             if roll < threshold:
                 return kind
         return None
+
+    def _count_fault(self, kind: str) -> None:
+        counts = self.stats["faults"]
+        counts[kind] = counts.get(kind, 0) + 1
 
     def _error_reply(self, fault: str, renderer: SiteRenderer | None) -> web.Response:
         if fault == "http_429":

@@ -37,6 +37,9 @@ FAILED_PAGES_PREFIX = "clipshoe/failed_pages/"
 # Items collected by this attempt, and by the attempts it resumed.
 ITEMS_STAT = "clipshoe/items"
 RESUMED_ITEMS_STAT = "clipshoe/resumed_items"
+# Of this attempt's items, those kept from their listing entry alone because the product
+# page failed for good, per failed-page reason (the item's `detail_unavailable`).
+DETAIL_UNAVAILABLE_PREFIX = "clipshoe/detail_unavailable/"
 IMAGES_OK_STAT = "clipshoe/images/ok"
 IMAGES_FAILED_PREFIX = "clipshoe/images/failed/"
 # Block pages seen (each retried), per block kind; the total; those still blocked after retries.
@@ -96,6 +99,11 @@ class CrawlOutput:
     def failed_pages(self) -> dict[str, int]:
         """Pages that failed for good, per reason (http_404, timeout, parser_error...)."""
         return self._counts(FAILED_PAGES_PREFIX)
+
+    @property
+    def detail_unavailable(self) -> dict[str, int]:
+        """Items this attempt kept from their listing entry alone, per failed-page reason."""
+        return self._counts(DETAIL_UNAVAILABLE_PREFIX)
 
     @property
     def requests(self) -> int:

@@ -31,6 +31,10 @@ class ProductItem:
     crawled_at: str = field(default_factory=lambda: utc_now_iso())
     # Filled by the image pipeline: one entry per image_urls entry, in order.
     images: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the product page failed for good (its failed-page reason: http_404,
+    # blocked_http_403, malformed_json, ...) and the item holds what the listing entry
+    # alone said; None when the page was read.
+    detail_unavailable: str | None = None
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ProductItem))

@@ -5,6 +5,7 @@ crashes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 
@@ -18,6 +19,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapers import settings as defaults
 from scrapers.blocks import detect_block
 from scrapers.interface import BLOCKED_GAVE_UP_STAT, BLOCKED_PREFIX, BLOCKED_STAT, FAILED_PAGES_PREFIX, PAGES_STAT
+from scrapers.items import ProductItem
 from scrapers.signals import page_failed
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ MEDIA_META = "clipshoe_media"  # set on the image pipeline's requests
 FAILURE_HEADER = b"X-Clipshoe-Download-Error"  # MediaFailureMiddleware's 599 names the failure here
 PARSER_ERROR = "parser_error"  # the failed-page reason of a callback that raised anything but MalformedResponse
 PRODUCT_ID_META = "clipshoe_product_id"  # set on detail-page requests (ShopSpider.product_request)
+LISTING_KWARG = "listing"  # the detail callback's argument: the item its listing entry makes (ditto)
 RETRY_AFTER_MAX = 600.0  # a server may ask for a long pause; honour it up to 10 minutes
 
 
@@ -64,6 +67,15 @@ def failure_reason(exception: BaseException) -> str:
         "DownloadConnectionRefusedError": "connection_refused",
         "CannotResolveHostError": "dns",
     }.get(name, f"error_{name}")
+
+
+def listing_fallback(request: Request | None, reason: str) -> list[ProductItem]:
+    """What is kept of a page that failed for good for `reason`: for a product page, the
+    item its listing entry made, marked `detail_unavailable`; nothing for a listing page.
+    Degrade, don't drop: the listing often holds a usable item (title, images, price),
+    and validation still drops the ones that are not."""
+    listing = request.cb_kwargs.get(LISTING_KWARG) if request is not None else None
+    return [dataclasses.replace(listing, detail_unavailable=reason)] if isinstance(listing, ProductItem) else []
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -149,10 +161,12 @@ class MalformedResponseMiddleware:
     body from crashing the crawl.
 
     A `MalformedResponse` (bad JSON, missing envelope: often a transient truncation) is
-    retried; what still fails is counted and announced as a failed page. Any other
+    retried; what still fails is counted and announced as a failed page, and a product
+    page's item is kept from its listing entry (`listing_fallback`). Any other
     exception in a callback is a parser bug, not a shop's fault: it is counted and
     recorded as a `parser_error` failed page (so the crawl's failed-page check sees it)
-    and then left to Scrapy, which logs it with its traceback as a spider error.
+    and then left to Scrapy, which logs it with its traceback as a spider error; it is
+    never papered over with the listing's item.
     """
 
     def __init__(self, crawler):
@@ -175,8 +189,9 @@ class MalformedResponseMiddleware:
             if retry is not None:
                 stats.inc_value(PAGES_STAT, -1)  # the retry counts the page again when it arrives
                 return [retry]
-            self._announce_failure(response, f"malformed_{exception.reason}")
-            return []
+            reason = f"malformed_{exception.reason}"
+            self._announce_failure(response, reason)
+            return listing_fallback(request, reason)
         callback = getattr(request.callback, "__name__", "parse") if request else "parse"
         stats.inc_value(f"clipshoe/parser_errors/{callback}/{type(exception).__name__}")
         self._announce_failure(response, PARSER_ERROR)

@@ -21,7 +21,8 @@ from clipshoe_common.files import write_once
 from scrapers import settings as defaults
 from scrapers.blocks import detect_block
 from scrapers.items import InvalidItem, ProductItem, validate
-from scrapers.interface import IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, ITEMS_STAT, RESUMED_ITEMS_STAT
+from scrapers.interface import (DETAIL_UNAVAILABLE_PREFIX, IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, ITEMS_STAT,
+                                RESUMED_ITEMS_STAT)
 from scrapers.journal import Journal
 from scrapers.middlewares import FAILURE_HEADER, MEDIA_META
 from scrapers.signals import page_failed
@@ -162,7 +163,8 @@ def _cut_short(fmt: str, body: bytes) -> bool:
 
 class JournalPipeline:
     """Last stage: drop repeats of a product (also across a resumed crawl) and append
-    each kept item to the crash-safe journal; record pages that failed for good."""
+    each kept item to the crash-safe journal, counting those kept from their listing
+    entry alone; record pages that failed for good."""
 
     def __init__(self, crawler):
         self.stats = crawler.stats
@@ -185,6 +187,8 @@ class JournalPipeline:
         self.seen.add(item.product_id)
         self.journal.append_item(dataclasses.asdict(item))
         self.stats.inc_value(ITEMS_STAT)
+        if item.detail_unavailable:
+            self.stats.inc_value(f"{DETAIL_UNAVAILABLE_PREFIX}{item.detail_unavailable}")
         return item
 
     def record_failed_page(self, site: str, url: str, reason: str, product_id: str | None) -> None:

@@ -28,7 +28,9 @@ from replay_shop.pictures import COLOUR_RGB, PictureSpec, draw
 from replay_shop.sites.common import distinct_numbers
 from replay_shop.sites.protocol import ProductSource, ShopReply, ShopRequest
 from replay_shop.vocab import SHOE_KINDS
+from scrapers.interface import STATS_FILE
 from scrapers.items import SITES, ProductItem
+from scrapers.journal import ITEMS, REJECTIONS
 
 # Real recorded third-party bodies, read in place when a shared/ folder sits beside the
 # checkout (never copied into the repository).
@@ -52,6 +54,15 @@ def item_row(product_id: str, **changes) -> dict:
                                 "sha256": "ab", "bytes": 10, "width": 100, "height": 100, "format": "JPEG",
                                 "reason": None}])
     return {**dataclasses.asdict(item), **changes}
+
+
+def write_journal(job: Path, items: list[dict], rejections: list[dict], stats: dict | None) -> None:
+    """A crawl's JOBDIR as scrapers.interface reads it: journal, rejections, final stats."""
+    job.mkdir(parents=True, exist_ok=True)
+    for name, rows in ((ITEMS, items), (REJECTIONS, rejections)):
+        (job / name).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    if stats is not None:
+        (job / STATS_FILE).write_text(json.dumps(stats))
 
 
 class Store:
@@ -205,15 +216,16 @@ class FakeRenderer:
             product = catalog.product(self.site, request.path.rsplit("/", 1)[1])
             if product is None:
                 return None
-            return _json({"id": product.product_id, "images": [i.url for i in product.images]})
+            return _json({"id": product.product_id, "images": [i.url for i in product.images]},
+                         product_id=product.product_id)
         return None
 
     def block_reply(self) -> ShopReply:
         return ShopReply(status=200, body=b'{"error": 90309999, "action_type": 2}')
 
 
-def _json(payload: object) -> ShopReply:
-    return ShopReply(body=json.dumps(payload, ensure_ascii=False).encode())
+def _json(payload: object, product_id: str | None = None) -> ShopReply:
+    return ShopReply(body=json.dumps(payload, ensure_ascii=False).encode(), product_id=product_id)
 
 
 def fake_renderers() -> dict[str, FakeRenderer]:

@@ -8,7 +8,7 @@ from scrapers.spiders.tiki import TikiSpider
 
 
 class RegressedTikiSpider(TikiSpider):
-    def parse_product(self, response, product_id, entry):
-        if int(product_id) % 2:
+    def parse_product(self, response, listing):
+        if int(listing.product_id) % 2:
             self.load_json(response)["no_such_field"]
-        yield from super().parse_product(response, product_id, entry)
+        yield from super().parse_product(response, listing)

@@ -4,9 +4,10 @@
 A row names the site's spider and replay renderer, how a demo record of the site is
 made (its id scheme), the category its listing fixtures belong to, and what the
 shared tests expect of it: a listing request, what the spider makes of the first
-listing fixture and of a product page fixture, an empty listing, bodies that are no
-listing or no product, a block answer, what the renderer answers to unknowns, and
-the listing pages of a round trip through the renderer. Below the row of each site
+listing fixture, of a product page fixture and of the listing alone when the product
+page fails for good, an empty listing, bodies that are no listing or no product, a
+block answer, what the renderer answers to unknowns, and the listing pages of a round
+trip through the renderer. Below the row of each site
 stand the helpers its row and its own tests use."""
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ class SiteCase:
     listing: Listing
     first_page: FirstPage
     product_page: ProductPage
+    # The fields of the item the listing fixture's first product is kept as when its
+    # product page fails for good: what its listing entry alone says.
+    listing_only: dict
     empty_listing: bytes
     block: Block
     unknowns: Unknowns
@@ -184,6 +188,13 @@ ZALORA = SiteCase(
             "https://static-my.zacdn.com/p/replayfoot-1001-4100001-1.jpg",
             "https://static-my.zacdn.com/p/replayfoot-1002-4100001-2.jpg",
             "https://static-my.zacdn.com/p/replayfoot-1003-4100001-3.jpg"])),
+    # All but the page's description and attributes; the listing's (sale) price and gallery.
+    listing_only=dict(
+        site="zalora", product_id="0A1B2C3D4E5F60MY", url=ZALORA_PAGE_4100001, title="Replay Runner Knit Sneakers",
+        description="", brand="Replayfoot", category_path=["Women", "Shoes", "Sneakers"], attributes={},
+        price=189.0, currency="MYR",
+        image_urls=["https://static-my.zacdn.com/p/replayfoot-1001-4100001-1.jpg",
+                    "https://static-my.zacdn.com/p/replayfoot-1002-4100001-2.jpg"]),
     empty_listing=harness.fixture("zalora", "listing_empty.json"),
     not_listings=(b'{"success": false}',),  # no data envelope
     not_products=(harness.fixture("zalora", "product_page_bad_json_ld.html"),),
@@ -235,6 +246,13 @@ SHOPEE = SiteCase(
         price=459000.0, currency="VND",
         image_urls=[SHOPEE_CDN + "0a1b2c3d4e5f60718293a4b5c6d7e8f9", SHOPEE_CDN + "1b2c3d4e5f60718293a4b5c6d7e8f90a",
                     SHOPEE_CDN + "4e5f60718293a4b5c6d7e8f90a1b2c3d"])),
+    # item_basic: no description, categories or attributes.
+    listing_only=dict(
+        site="shopee", product_id="70000001", url="https://shopee.vn/product/900001/70000001",
+        title="Giày sneaker nam Thử Nghiệm & Co. trắng", description="", brand="Thử Nghiệm", category_path=[],
+        attributes={}, price=459000.0, currency="VND",
+        image_urls=[SHOPEE_CDN + "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                    SHOPEE_CDN + "1b2c3d4e5f60718293a4b5c6d7e8f90a"]),
     empty_listing=harness.fixture("shopee", "listing_empty.json"),  # null items
     not_listings=(b'{"error": 10005, "error_msg": "deprecated"}',),
     not_products=(harness.fixture("shopee", "malformed.json"), b'{"error": null, "data": {"item": []}}'),
@@ -259,11 +277,10 @@ LAZADA_PRODUCT_2 = "https://www.lazada.vn/products/giay-luoi-nam-da-bo-i24123456
 LAZADA_CDN = "https://vn-live-01.slatic.net/p/"
 
 
-def lazada_product_request(spider: LazadaSpider, url: str, **listing) -> scrapy.Request:
-    """A product-page request carrying `listing` as the listing's fields (none by default)."""
-    base = {"product_id": "", "url": url, "title": None, "brand": None, "price": None, "image": None,
-            "highlights": []}
-    return scrapy.Request(url, callback=spider.parse_product, cb_kwargs={"listing": {**base, **listing}})
+def lazada_product_request(spider: LazadaSpider, url: str, **entry) -> scrapy.Request:
+    """The product-page request for a `listItems` entry of the page `url` holding `entry`
+    (an `itemId` at least), as the listing would make it."""
+    return spider.product_request(url, spider.listing_item({"productUrl": url, **entry}), callback=spider.parse_product)
 
 
 def lazada_product(n: int, category: str = "giay-sneaker-nam", **overrides) -> ShopProduct:
@@ -294,7 +311,13 @@ LAZADA = SiteCase(
         # protocol-relative made https; thumbnail suffix stripped; video skipped; duplicates dropped
         image_urls=[LAZADA_CDN + "0a1b2c3d4e5f60718293a4b5c6d7e8f9.jpg",
                     LAZADA_CDN + "3c4d5e6f708192a3b4c5d6e7f8091021.jpg"]),
-        request=lambda spider: lazada_product_request(spider, LAZADA_PRODUCT_1, product_id="2412345601")),
+        request=lambda spider: lazada_product_request(spider, LAZADA_PRODUCT_1, itemId="2412345601")),
+    # One picture; the highlights stand in for the description.
+    listing_only=dict(
+        site="lazada", product_id="2412345601", url=LAZADA_PRODUCT_1,
+        title="Giày Sneaker Nam Cổ Thấp & Đế Êm 🔥 FREESHIP", description="Chất liệu: Vải canvas\nMàu sắc: Trắng",
+        brand="Ananas", category_path=[], attributes={}, price=459000.0, currency="VND",
+        image_urls=[LAZADA_CDN + "0a1b2c3d4e5f60718293a4b5c6d7e8f9.jpg"]),
     empty_listing=b'{"mods": {"listItems": []}}',
     not_listings=(b'{"mainInfo": {}}', b"[]"),
     not_products=(b"<html><body>Lazada</body></html>",),  # no embedded data
@@ -343,6 +366,11 @@ TIKI = SiteCase(
         # base_url of each gallery image, de-duplicated, in order; no variant (other colour) images.
         image_urls=[f"{TIKI_CDN}/a1/b2/c3/a1b2c300000000000000000000000000.jpg",
                     f"{TIKI_CDN}/0a/1b/2c/0a1b2c00000000000000000000000000.jpg"])),
+    # The thumbnail, full size; no description, categories or specifications.
+    listing_only=dict(
+        site="tiki", product_id="70000001", url="https://tiki.vn/giay-the-thao-nam-mau-den-p70000001.html",
+        title="Giày thể thao nam màu đen", description="", brand="Mẫu Sport", category_path=[], attributes={},
+        price=459000.0, currency="VND", image_urls=[f"{TIKI_CDN}/a1/b2/c3/a1b2c300000000000000000000000000.jpg"]),
     empty_listing=harness.fixture("tiki", "listing_empty.json"),
     not_products=(b'{"error": {"code": 404, "message": "not found"}}', b"[]",
                   b'{"status": true, "data": {"id": 70000001}}'),  # not the product object
@@ -387,6 +415,12 @@ SENDO = SiteCase(
         image_urls=[  # images only, absolute, de-duplicated, in order
             "https://media3.scdn.vn/img4/2024/03_14/0f1e2d3c4b5a69788796a5b4c3d2e1f0.jpg",
             "https://media3.scdn.vn/img4/2024/03_14/1f2e3d4c5b6a79889706b5c4d3e2f1a0.jpg"])),
+    # The sale price and the thumbnail without its resize marker; no brand.
+    listing_only=dict(
+        site="sendo", product_id="90000101", url="https://www.sendo.vn/giay-sneaker-nam-co-thap-de-bang-90000101.html",
+        title="Giày sneaker nam cổ thấp & đế bằng", description="", brand=None, category_path=[], attributes={},
+        price=399000.0, currency="VND",
+        image_urls=["https://media3.scdn.vn/img4/2024/03_14/0f1e2d3c4b5a69788796a5b4c3d2e1f0.jpg"]),
     empty_listing=harness.fixture("sendo", "listing_empty.json"),
     not_products=(b'{"status": 404, "error": {}}',),  # no data object
     block=Block("block.html", 403, "http_403"),

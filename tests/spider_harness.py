@@ -1,7 +1,7 @@
 """Helpers the spider tests share: building a spider, dressing a body as the
-response to a request, running callbacks, a stand-in catalog, a synchronous crawl
-through a replay renderer, comparing what came out with what was rendered, and
-locating the real recorded bodies, when present."""
+response to a request, running callbacks, the pipelines that keep items, a stand-in
+catalog, a synchronous crawl through a replay renderer, comparing what came out with
+what was rendered, and locating the real recorded bodies, when present."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import scrapy
+from scrapy.exceptions import DropItem
 from scrapy.http import HtmlResponse, Response, TextResponse
 from scrapy.utils.test import get_crawler
 
@@ -19,6 +20,7 @@ from replay_shop.records import ShopImage, ShopProduct
 from replay_shop.sites.protocol import ShopReply, ShopRequest
 from scrapers.items import ProductItem, validate
 from scrapers.middlewares import MalformedResponse, MalformedResponseMiddleware
+from scrapers.pipelines import JournalPipeline, ValidationPipeline
 from scrapers.text import clean_str, html_to_text, unique
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -64,6 +66,26 @@ def assert_malformed_body_is_retried(spider: scrapy.Spider, request: scrapy.Requ
     retry = MalformedResponseMiddleware(spider.crawler).process_spider_exception(response, exc.value, spider)
     assert [r.url for r in retry] == [request.url]
     assert spider.crawler.stats.get_value("clipshoe/malformed/json") == 1
+
+
+class Storage:
+    """The crawl's validation and journal pipelines (no image downloads) on a spider's
+    crawler; made before the spider runs, so the journal hears its failed pages too."""
+
+    def __init__(self, spider: scrapy.Spider):
+        self.pipelines = (ValidationPipeline(spider.crawler), JournalPipeline(spider.crawler))
+
+    def keep(self, results: Iterable) -> list[ProductItem]:
+        """The items among `results` that pass every pipeline."""
+        kept = []
+        for item in (r for r in results if isinstance(r, ProductItem)):
+            try:
+                for pipeline in self.pipelines:
+                    item = pipeline.process_item(item)
+            except DropItem:
+                continue
+            kept.append(item)
+        return kept
 
 
 # -- fixtures ---------------------------------------------------------------------

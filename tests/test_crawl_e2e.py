@@ -85,6 +85,43 @@ def assert_bad_images_rejected_with_reasons(catalog, site, rejections):
     assert not good_lost, f"good images rejected: {list(good_lost.items())[:3]}"
 
 
+def test_products_whose_pages_are_lost_for_good_are_collected_from_their_listing(catalog, tmp_path):
+    """Zalora answering some product pages with a 404 and some with PerimeterX's 403 on
+    every attempt: every listed product is still collected, those from their listing
+    entry alone with their reason, and the crawl counts what the shop served."""
+    site, retries = "zalora", 2
+    with running_shop(catalog, faults=Faults(detail_http_404=0.15, detail_block=0.15)) as shop:
+        result = crawl(site, shop.url, tmp_path, RETRY_TIMES=retries)
+        served = dict(shop.stats["faults"])
+        lost = {product_id: shop.lost_detail(site, product_id) for product_id in listed_ids(catalog, site)}
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.stats["clipshoe/verdict"] == "ok"
+
+    reasons = {None: None, "detail_http_404": "http_404", "detail_block": "blocked_http_403"}
+    expected = {product_id: reasons[kind] for product_id, kind in lost.items()}
+    ids = [item["product_id"] for item in result.items]
+    assert len(ids) == len(set(ids)) and set(ids) == set(expected)
+    assert {item["product_id"]: item["detail_unavailable"] for item in result.items} == expected
+    for item in result.items:
+        assert item["title"] and item["image_urls"] and len(item["images"]) == len(item["image_urls"])
+        if item["detail_unavailable"]:  # the listing has neither
+            assert item["description"] == "" and item["attributes"] == {}
+
+    gone, blocked = (sum(kind == fault for kind in lost.values()) for fault in ("detail_http_404", "detail_block"))
+    assert gone and blocked
+    stats = result.stats
+    assert stats["clipshoe/detail_unavailable/http_404"] == stats["clipshoe/failed_pages/http_404"] == gone
+    assert stats["clipshoe/detail_unavailable/blocked_http_403"] == blocked
+    assert stats["clipshoe/failed_pages/blocked_http_403"] == stats["clipshoe/blocked/gave_up"] == blocked
+    assert served["detail_http_404"] == gone  # a 404 is not retried
+    assert served["detail_block"] == stats["clipshoe/blocked/count"] == blocked * (1 + retries)
+    failed = {(r["product_id"], r["reason"]) for r in result.rejections if r["stage"] == "crawl"}
+    assert failed == {(product_id, reason) for product_id, reason in expected.items() if reason}
+    # Still failed pages, for the failed-page check as for any other.
+    ratios = failed_pages_check(read_crawl_output(tmp_path / "job"), CrawlConfig()).metadata["ratio_by_reason"].data
+    assert ratios["http_404"] == round(gone / stats["clipshoe/pages"], 4)
+
+
 def test_blocked_throughout_fails_loudly(catalog, tmp_path):
     blocked_forever = Faults(block=1.0, max_per_url=10**9)
     with running_shop(catalog, faults=blocked_forever) as shop:

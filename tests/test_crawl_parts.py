@@ -152,6 +152,8 @@ def test_text_prices_with_thousands_separators():
 
 
 def test_the_parser_middleware_retries_malformed_bodies_and_leaves_parser_bugs_to_scrapy():
+    """A product page still malformed after its retries is kept as its listing item; a
+    parser bug never is: it must stay loud."""
     from scrapy import Request, Spider
     from scrapy.utils.test import get_crawler
 
@@ -165,22 +167,25 @@ def test_the_parser_middleware_retries_malformed_bodies_and_leaves_parser_bugs_t
     middleware = MalformedResponseMiddleware(crawler)
     stats = crawler.stats
 
-    def page(url: str, callback):
+    def page(url: str, callback, listing: ProductItem):
         response = _response(url, b"{}")
-        response.request = Request(url, callback=callback)
+        response.request = Request(url, callback=callback, cb_kwargs={"listing": listing})
         middleware.process_spider_input(response)
         return response
 
-    def parse_product(response):
+    def parse_product(response, listing):
         return []
 
-    malformed = page("https://tiki.vn/api/v2/products/1", parse_product)
+    first, second = make_item(product_id="1"), make_item(product_id="2")
+    malformed = page("https://tiki.vn/api/v2/products/1", parse_product, first)
     retry = middleware.process_spider_exception(malformed, MalformedResponse("json"))
     assert [r.url for r in retry] == [malformed.url] and stats.get_value("clipshoe/pages") == 0
-    again = page(malformed.url, parse_product)
+    again = page(malformed.url, parse_product, first)
     again.request = retry[0]
-    assert middleware.process_spider_exception(again, MalformedResponse("json")) == []  # retries spent
-    bug = page("https://tiki.vn/api/v2/products/2", parse_product)
+    # Retries spent: the listing's item, marked.
+    assert middleware.process_spider_exception(again, MalformedResponse("json")) == [
+        dataclasses.replace(first, detail_unavailable="malformed_json")]
+    bug = page("https://tiki.vn/api/v2/products/2", parse_product, second)
     assert middleware.process_spider_exception(bug, KeyError("price")) is None  # Scrapy logs and counts it
     assert stats.get_value("clipshoe/pages") == 2
     assert stats.get_value("clipshoe/failed_pages/malformed_json") == 1
@@ -200,12 +205,15 @@ def test_a_page_that_fails_for_good_counts_among_the_pages_its_ratio_is_taken_ov
 
     crawler = get_crawler(TikiSpider)
     spider = TikiSpider.from_crawler(crawler)
-    request = spider.product_request("https://tiki.vn/api/v2/products/1", "1")
+    request = spider.product_request("https://tiki.vn/api/v2/products/1", make_item(product_id="1"))
     response = _response(request.url, b"", status=404)
     response.request = request
     failure = Failure(HttpError(response))
     failure.request = request  # as Scrapy sets it before calling the errback
-    spider.on_request_failed(failure)  # never reached a callback: the parser middleware never saw it
+    # Never reached a callback: the parser middleware never saw it. Its listing item is
+    # kept, and the page still counts as failed.
+    [kept] = spider.on_request_failed(failure)
+    assert kept.detail_unavailable == "http_404"
 
     output = CrawlOutput(job=None, stats=crawler.stats.get_stats())
     assert output.pages == 1 and output.failed_pages == {"http_404": 1}

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
@@ -168,6 +169,32 @@ def test_fault_decisions_are_deterministic(fake_catalog):
 
     first = statuses()
     assert first == statuses() and set(first) > {200}
+
+
+def test_detail_faults_hold_for_good_per_product_and_spare_the_listings(fake_catalog):
+    products = fake_catalog.products("tiki")[:40]
+    faults = Faults(detail_http_404=0.25, detail_block=0.25, http_500=0.5)  # the per-URL faults yield to them
+    block = FakeRenderer("tiki").block_reply().body
+    with running_shop(fake_catalog, faults=faults) as shop:
+        lost = {p.product_id: shop.lost_detail("tiki", p.product_id) for p in products}
+        for product in products:
+            answers = {get(shop, f"https://tiki.example/api/products/{product.product_id}")[::2] for _ in range(4)}
+            if lost[product.product_id] == "detail_http_404":
+                assert answers == {(404, b"Not Found")}
+            elif lost[product.product_id] == "detail_block":
+                assert answers == {(200, block)}
+            else:
+                assert 200 in {status for status, _ in answers}  # within the per-URL cap
+        assert 200 in {get(shop, listing_url())[0] for _ in range(3)}  # a listing is never lost for good
+        served = dict(shop.stats["faults"])
+    counts = Counter(lost.values())
+    assert counts["detail_http_404"] and counts["detail_block"] and counts[None]
+    assert (served["detail_http_404"], served["detail_block"]) == (4 * counts["detail_http_404"],
+                                                                   4 * counts["detail_block"])
+    with running_shop(fake_catalog, faults=faults) as again:  # deterministic per seed
+        assert {p.product_id: again.lost_detail("tiki", p.product_id) for p in products} == lost
+    with running_shop(fake_catalog) as off:  # off by default
+        assert {off.lost_detail("tiki", p.product_id) for p in products} == {None}
 
 
 def test_many_small_json_requests_per_second(fake_shop):

@@ -60,11 +60,11 @@ def bad_entries(spider: LazadaSpider) -> int:
 
 
 # -- listing ---------------------------------------------------------------------
-def test_product_requests_carry_the_listing_fields(spider):
+def test_product_requests_carry_the_listing_item(spider):
     out = LAZADA.listing_page(spider)
     assert out[0].callback == spider.parse_product
-    assert out[0].cb_kwargs["listing"]["product_id"] == "2412345601"
-    assert out[1].cb_kwargs["listing"]["product_id"] == "2412345602"  # an int id becomes a string
+    assert out[0].cb_kwargs["listing"].product_id == "2412345601"
+    assert out[1].cb_kwargs["listing"].product_id == "2412345602"  # an int id becomes a string
 
 
 def test_last_page_ends_pagination(spider):
@@ -77,9 +77,9 @@ def test_last_page_ends_pagination(spider):
 # -- product page ------------------------------------------------------------------
 def test_tracking_only_page_falls_back_to_listing_data(spider):
     request = product_request(
-        spider, PRODUCT_2, product_id="2412345602", price="820000.00", brand="No Brand",
+        spider, PRODUCT_2, itemId="2412345602", price="820000.00", brandName="No Brand",
         image="//vn-live-01.slatic.net/p/1f2e3d4c5b6a79880796a5b4c3d2e1f0.jpg_200x200q80.jpg_.webp",
-        highlights=["<b>Da bò</b> thật", "Đế cao su"])
+        description=["<b>Da bò</b> thật", "Đế cao su"])
     [item] = call(request, fixture_response(request, "product_tracking_only.html"))
     assert (item.product_id, item.url, item.title) == ("2412345602", PRODUCT_2, "Giày lười nam da bò")
     assert item.brand is None  # "No Brand" is Lazada's null brand

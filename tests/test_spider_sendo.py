@@ -24,10 +24,10 @@ make_spider, fixture, detail_request = SENDO.make_spider, SENDO.fixture, SENDO.p
 
 
 # -- listing ----------------------------------------------------------------------
-def test_detail_request_has_the_shop_as_referer_and_carries_the_product_id():
+def test_detail_request_has_the_shop_as_referer_and_carries_the_listing_item():
     request = detail_request(make_spider())
     assert request.headers["Referer"] == b"https://www.sendo.vn/"
-    assert request.cb_kwargs["product_id"] == "90000101"
+    assert request.cb_kwargs["listing"].product_id == "90000101"
 
 
 # -- detail -------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_real_listing_yields_one_detail_request_per_product(real_entries):
     assert len(details) == len(real_entries) == 600
     assert all(r.url.startswith("https://detail-api.sendo.vn/full/") and not r.url.endswith(".html")
                for r in details)
-    assert len({r.cb_kwargs["product_id"] for r in details}) == 600
+    assert len({r.cb_kwargs["listing"].product_id for r in details}) == 600
     assert [r.url for r in listings] == [LISTING_1689.format(2)]
 
 

@@ -32,10 +32,10 @@ def call(request: scrapy.Request, body: bytes | str) -> list:
 
 
 # -- listing ------------------------------------------------------------------
-def test_detail_request_has_the_product_page_as_referer_and_carries_the_entry(spider):
+def test_detail_request_has_the_product_page_as_referer_and_carries_the_listing_item(spider):
     request = SHOPEE.product_request(spider)
     assert request.headers["Referer"] == b"https://shopee.vn/product/900001/70000001"
-    assert request.cb_kwargs["entry"]["brand"] == "Thử Nghiệm"
+    assert request.cb_kwargs["listing"].brand == "Thử Nghiệm"
 
 
 def test_listing_stops_at_nomore(spider):
@@ -78,7 +78,7 @@ def test_real_search_items(spider):
     assert [r.url for r in details] == [detail_url(e["itemid"], e["shopid"]) for e in entries]
     assert following.url == spider.listing_request("11035801", 2).url
     # The detail falls back to the listing entry: a sensible item from item_basic alone.
-    first = details[0].cb_kwargs["entry"]
+    first = entries[0]["item_basic"]
     [item] = call(details[0], json.dumps({"error": None, "data": {"item": {"item_id": first["itemid"]}}}))
     assert item.title and item.price == first["price"] / 100000
     assert item.image_urls == [CDN + h for h in dict.fromkeys(first["images"])]

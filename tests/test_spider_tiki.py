@@ -39,9 +39,9 @@ def test_listing_request_for_a_category_without_known_slug():
     assert request.headers["Referer"] == b"https://tiki.vn/"
 
 
-def test_detail_request_carries_the_product_id_and_entry():
+def test_detail_request_carries_the_listing_item():
     request = detail_request(make_spider())
-    assert request.cb_kwargs["product_id"] == "70000001"
+    assert request.cb_kwargs["listing"].product_id == "70000001"
 
 
 def test_last_page_ends_the_category():

@@ -23,10 +23,10 @@ make_spider, fixture, product_request = ZALORA.make_spider, ZALORA.fixture, ZALO
 
 
 # -- listing ----------------------------------------------------------------------
-def test_product_requests_carry_the_listing_entry():
+def test_product_requests_carry_the_listing_item():
     first, second, _ = split(ZALORA.listing_page(make_spider()))[0]
-    assert [first.cb_kwargs["product_id"], second.cb_kwargs["product_id"]] == ["0A1B2C3D4E5F60MY", "1B2C3D4E5F6071MY"]
-    assert first.cb_kwargs["entry"]["Name"] == "Replay Runner Knit Sneakers"
+    assert [r.cb_kwargs["listing"].product_id for r in (first, second)] == ["0A1B2C3D4E5F60MY", "1B2C3D4E5F6071MY"]
+    assert first.cb_kwargs["listing"].title == "Replay Runner Knit Sneakers"
 
 
 def test_listing_ends_when_the_offset_reaches_the_total():
@@ -100,7 +100,7 @@ def real_listing(spider: ZaloraSpider, records: list[dict]) -> list:
 def test_real_records_yield_one_product_page_each_and_no_next_page(real_records):
     requests = real_listing(make_spider({"CLIPSHOE_ZALORA_DOMAIN": "zalora.sg"}), real_records)
     assert [r.url for r in requests] == ["https://www.zalora.sg/" + p["ProductUrl"] for p in real_records]
-    assert [r.cb_kwargs["product_id"] for r in requests] == [p["ConfigSku"] for p in real_records]
+    assert [r.cb_kwargs["listing"].product_id for r in requests] == [p["ConfigSku"] for p in real_records]
 
 
 def test_real_records_with_a_bare_page_give_valid_items(real_records):

@@ -2,23 +2,29 @@
 (their rows are in tests/spider_cases.py): the listing request it sends, what it
 makes of a listing page (product requests, bad entries, the next page, the item and
 page caps, resuming) and of a product page (a full item), how it takes empty,
-malformed and blocked answers, and a round trip through the site's replay renderer:
+malformed and blocked answers, what it keeps of a product whose page fails for good
+(the item its listing entry makes), and a round trip through the site's replay renderer:
 what the shop renders must come back out of the spider unchanged, for hand-made
 records and for the replay catalog. Each shop's own parsing (fallbacks, edge cases,
 the real recorded bodies, when present) is tested in tests/test_spider_<site>.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from scrapers.blocks import detect_block
+from scrapers.interface import read_crawl_output
 from scrapers.items import ProductItem, validate
-from scrapers.middlewares import PRODUCT_ID_META, MalformedResponse
+from scrapers.middlewares import PRODUCT_ID_META, BlockedRequest, MalformedResponse, MalformedResponseMiddleware
 from tests import spider_harness as harness
 from tests.spider_cases import CASES
-from tests.spider_harness import HTML, JSON, FakeCatalog, projected, response_for, run_callback, shop_reply, split
+from tests.spider_harness import (HTML, JSON, FakeCatalog, Storage, projected, response_for, results_of, run_callback,
+                                  shop_reply, split)
 
 per_site = pytest.mark.parametrize("case", CASES, ids=[case.site for case in CASES])
 
@@ -104,6 +110,67 @@ def test_product_page_gives_a_full_item(case):
 def test_product_answer_that_is_not_the_product_is_malformed(case, body):
     with pytest.raises(MalformedResponse):
         run_callback(case.product_request(case.make_spider()), body, content_type=case.product_type)
+
+
+# -- a product page that fails for good ------------------------------------------------
+FAILURES = ("http_404", "blocked", "malformed")
+per_failure = pytest.mark.parametrize(("case", "failure"), [
+    pytest.param(case, failure, id=f"{case.site}-{failure}") for case in CASES for failure in FAILURES])
+
+
+def fail_for_good(case, spider, request, failure: str) -> tuple[str, list]:
+    """(the failed-page reason, what the spider yields instead) when `request` fails for
+    good: an HTTP 404 or the site's block answer after retries (both reach the errback),
+    or a body that is no product after retries (the parser middleware gives up; the
+    spider must be made with RETRY_TIMES=0)."""
+    if failure == "malformed":
+        response = response_for(request, case.not_products[0], content_type=case.product_type)
+        with pytest.raises(MalformedResponse) as malformed:
+            results_of(request, response)
+        middleware = MalformedResponseMiddleware(spider.crawler)
+        return (f"malformed_{malformed.value.reason}",
+                middleware.process_spider_exception(response, malformed.value, spider))
+    if failure == "http_404":
+        error, reason = HttpError(response_for(request, b"Not Found", 404)), "http_404"
+    else:
+        error, reason = BlockedRequest(case.block.reason, request.url), f"blocked_{case.block.reason}"
+    failed = Failure(error)
+    failed.request = request  # as Scrapy sets it before calling the errback
+    return reason, spider.on_request_failed(failed)
+
+
+@per_failure
+def test_a_product_whose_page_fails_for_good_is_kept_from_its_listing(case, failure, tmp_path):
+    spider = case.make_spider({"JOBDIR": str(tmp_path), "RETRY_TIMES": 0})
+    storage = Storage(spider)
+    reason, results = fail_for_good(case, spider, case.product_request(spider), failure)
+    [item] = storage.keep(results)
+    assert item.detail_unavailable == reason
+    assert {name: getattr(item, name) for name in case.listing_only} == case.listing_only
+    stats = spider.crawler.stats
+    assert stats.get_value(f"clipshoe/detail_unavailable/{reason}") == 1
+    assert stats.get_value(f"clipshoe/failed_pages/{reason}") == 1  # kept, and still a failed page
+    journal = read_crawl_output(tmp_path)
+    assert [row["detail_unavailable"] for row in journal.items()] == [reason]
+    assert [(r["product_id"], r["reason"]) for r in journal.rejections()] == [(item.product_id, reason)]
+
+
+@per_site
+def test_a_product_whose_page_fails_for_good_and_whose_listing_has_no_image_is_rejected(case, tmp_path):
+    record = dataclasses.replace(case.make_product(1, case.category), images=())
+    spider = case.make_spider({"JOBDIR": str(tmp_path)})
+    storage = Storage(spider)
+    listing = spider.listing_request(case.category, 1)
+    [request] = [r for r in results_of(listing, harness.replay(case.renderer, FakeCatalog([record]), listing))
+                 if "page" not in r.cb_kwargs]
+    _, results = fail_for_good(case, spider, request, "http_404")
+    assert storage.keep(results) == []
+    stats = spider.crawler.stats
+    assert stats.get_value("clipshoe/dropped/no_images") == 1
+    assert stats.get_value("clipshoe/detail_unavailable/http_404") is None
+    journal = read_crawl_output(tmp_path)
+    assert list(journal.items()) == []
+    assert sorted(r["reason"] for r in journal.rejections()) == ["http_404", "no_images"]
 
 
 # -- blocks -------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from replay_shop.sites.protocol import ShopReply
 T = TypeVar("T")
 
 
-def json_reply(payload: object, status: int = 200) -> ShopReply:
-    """A JSON answer, UTF-8 and not ASCII-escaped, as the real APIs send it."""
-    return ShopReply(status=status, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+def json_reply(payload: object, status: int = 200, *, product_id: str | None = None) -> ShopReply:
+    """A JSON answer, UTF-8 and not ASCII-escaped, as the real APIs send it; `product_id`
+    for the detail answer of that product."""
+    return ShopReply(status=status, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                     product_id=product_id)
 
 
 def int_arg(query: dict[str, str], name: str, default: int) -> int:

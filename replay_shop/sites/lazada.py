@@ -227,7 +227,7 @@ class LazadaRenderer:
             f"var __moduleData__ = {_json(module_data)};\n"
             "var __googleBot__ = \"\";\n</script></body></html>"
         )
-        return ShopReply(body=page_html.encode(), content_type=_HTML)
+        return ShopReply(body=page_html.encode(), content_type=_HTML, product_id=product.product_id)
 
 
 RENDERER = LazadaRenderer()

@@ -23,6 +23,7 @@ class ShopReply:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
+    product_id: str | None = None  # set on a product's detail answer: the server's per-product faults key on it
 
     @property
     def is_json(self) -> bool:

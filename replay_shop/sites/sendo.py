@@ -104,7 +104,7 @@ class SendoRenderer:
         # The slug must match too: the path is the product's address, not just its id.
         if product is None or product_path(product) != f"{path}.html":
             return json_reply({"status": 404, "error": {"message": "Không tìm thấy sản phẩm"}}, status=404)
-        return json_reply({"data": self._detail_data(product)})
+        return json_reply({"data": self._detail_data(product)}, product_id=product.product_id)
 
     # -- shapes ------------------------------------------------------------------
     def _listing_entry(self, product: ShopProduct) -> dict:

@@ -132,7 +132,7 @@ class TikiRenderer:
         product = catalog.product(self.site, product_id)
         if product is None:
             return json_reply({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404)
-        return json_reply(self._detail_data(product))
+        return json_reply(self._detail_data(product), product_id=product.product_id)
 
     # -- shapes ------------------------------------------------------------------
     def _common(self, product: ShopProduct) -> dict:

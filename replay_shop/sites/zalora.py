@@ -209,7 +209,7 @@ class ZaloraRenderer:
             f"<div class=\"pvd-attribute-detail-flex\"><table><tbody>{rows}</tbody></table></div>"
             "</body></html>"
         )
-        return ShopReply(body=page.encode(), content_type=_HTML)
+        return ShopReply(body=page.encode(), content_type=_HTML, product_id=product.product_id)
 
 
 RENDERER = ZaloraRenderer()

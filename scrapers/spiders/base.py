@@ -1,6 +1,7 @@
 """What every shop spider shares: category configuration, page/item caps, resume
-skipping, and strict JSON loading. Site spiders implement `listing_request` and
-their parse callbacks; they never store anything."""
+skipping, strict JSON loading, and keeping a product whose page failed for good from
+its listing entry. Site spiders implement `listing_request` and their parse
+callbacks; they never store anything."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import scrapy
 from scrapy.http import Response
 
 from scrapers.interface import FAILED_PAGES_PREFIX, PAGES_STAT
+from scrapers.items import ProductItem
 from scrapers.journal import Journal
-from scrapers.middlewares import PRODUCT_ID_META, MalformedResponse, failure_reason
+from scrapers.middlewares import LISTING_KWARG, PRODUCT_ID_META, MalformedResponse, failure_reason, listing_fallback
 from scrapers.signals import page_failed
 from scrapers.replay import REPLAY_PACE, replay_base
 
@@ -96,10 +98,15 @@ class ShopSpider(scrapy.Spider):
             return []
         return [self._reported(self.listing_request(category, page + 1))]
 
-    def product_request(self, url: str, product_id: str, **kwargs: Any) -> scrapy.Request:
-        """A detail-page request whose final failure is reported with its product id."""
-        request = scrapy.Request(url, errback=self.on_request_failed, **kwargs)
-        request.meta[PRODUCT_ID_META] = str(product_id)
+    def product_request(self, url: str, listing: ProductItem, **kwargs: Any) -> scrapy.Request:
+        """A detail-page request for the product a listing entry shows. `listing` is the
+        item that entry alone makes; the callback gets it as `listing` and completes it
+        from the page. Should the page fail for good (HTTP error, block or malformed
+        body after retries), it is counted as a failed page and `listing` is kept in its
+        stead, marked with the reason: a listing usually holds a usable item, and
+        validation still drops the ones without a title or an image."""
+        request = scrapy.Request(url, errback=self.on_request_failed, cb_kwargs={LISTING_KWARG: listing}, **kwargs)
+        request.meta[PRODUCT_ID_META] = listing.product_id
         return request
 
     def _reported(self, request: scrapy.Request) -> scrapy.Request:
@@ -107,10 +114,11 @@ class ShopSpider(scrapy.Spider):
             request.errback = self.on_request_failed
         return request
 
-    def on_request_failed(self, failure) -> None:
+    def on_request_failed(self, failure) -> list[ProductItem]:
         """Errback: a page that failed for good (HTTP error after retries, block,
-        timeout...) is announced, so it is counted and recorded, never silently lost.
-        Storage listens to the signal; the spider only reports."""
+        timeout...) is announced, so it is counted and recorded, never silently lost;
+        a product page's listing item is kept in its stead (`product_request`).
+        Storage listens to the signal and stores the item; the spider only reports."""
         request = failure.request
         reason = failure_reason(failure.value)
         # Such a page never reaches a callback, where the parser middleware counts pages.
@@ -118,6 +126,7 @@ class ShopSpider(scrapy.Spider):
         self.crawler.stats.inc_value(f"{FAILED_PAGES_PREFIX}{reason}")
         self.crawler.signals.send_catch_log(page_failed, site=self.name, url=request.url, reason=reason,
                                             product_id=request.meta.get(PRODUCT_ID_META))
+        return listing_fallback(request, reason)
 
     # -- parsing helpers ----------------------------------------------------------
     @staticmethod

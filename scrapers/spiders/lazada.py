@@ -79,25 +79,6 @@ def first(*values: Any) -> Any:
     return next((v for v in values if v not in (None, "", [], {})), None)
 
 
-def listing_fields(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """What the detail callback needs from a `listItems` entry; None for an unusable entry."""
-    item_id = entry.get("itemId", entry.get("nid"))
-    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or not str(item_id).strip():
-        return None
-    url = canonical_product_url(entry.get("productUrl"))
-    if url is None:
-        return None
-    return {
-        "product_id": str(item_id).strip(),
-        "url": url,
-        "title": entry.get("name"),
-        "brand": entry.get("brandName"),
-        "price": entry.get("price"),
-        "image": entry.get("image"),
-        "highlights": entry.get("description"),
-    }
-
-
 def has_more_pages(main_info: Any, page: int, listed: int) -> bool:
     """More pages while this one listed something and `page * pageSize < totalResults`
     (both strings on Lazada); without the counters the first empty page ends it."""
@@ -151,17 +132,38 @@ class LazadaSpider(ShopSpider):
         listed = len(mods["listItems"])
         bad = listed - len(entries)  # non-object entries, dropped by entries()
         for entry in entries:
-            listing = listing_fields(entry)
+            listing = self.listing_item(entry)
             if listing is None:
                 bad += 1
-            elif self.wants_product(listing["product_id"]):
-                yield self.product_request(listing["url"], listing["product_id"], callback=self.parse_product,
-                                           cb_kwargs={"listing": listing})
+            elif self.wants_product(listing.product_id):
+                yield self.product_request(listing.url, listing, callback=self.parse_product)
         if bad:
             self.crawler.stats.inc_value("clipshoe/skipped/bad_entry", bad)
         yield from self.next_listing(category, page, has_more_pages(data.get("mainInfo"), page, listed))
 
-    def parse_product(self, response: Response, listing: dict[str, Any]) -> Iterator[ProductItem]:
+    def listing_item(self, entry: dict[str, Any]) -> ProductItem | None:
+        """What a `listItems` entry says of its product: name, brand, price, one picture
+        and the highlights as description; None for an entry without id or page URL."""
+        item_id = entry.get("itemId", entry.get("nid"))
+        if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or not str(item_id).strip():
+            return None
+        url = canonical_product_url(entry.get("productUrl"))
+        if url is None:
+            return None
+        highlights = entry.get("description")
+        return ProductItem(
+            site=self.name,
+            product_id=str(item_id).strip(),
+            url=url,
+            title=clean_str(entry.get("name")) or "",
+            description="\n".join(filter(None, map(html_to_text, highlights if isinstance(highlights, list) else []))),
+            brand=clean_str(entry.get("brandName")),
+            price=to_float(entry.get("price")),
+            currency="VND",
+            image_urls=unique([full_size_image(entry.get("image"))]),
+        )
+
+    def parse_product(self, response: Response, listing: ProductItem) -> Iterator[ProductItem]:
         page = response.text
         module = embedded_json(page, "__moduleData__")
         fields = module["data"]["root"]["fields"] if module is not None else {}
@@ -178,25 +180,20 @@ class LazadaSpider(ShopSpider):
 
         yield ProductItem(
             site=self.name,
-            product_id=str(primary.get("itemId") or listing["product_id"]),
+            product_id=str(primary.get("itemId") or listing.product_id),
             url=canonical_product_url(product.get("link") or response.url),
-            title=clean_str(first(product.get("title"), tracking.get("pdt_name"), listing["title"])) or "",
-            description=self._description(product, listing),
+            title=clean_str(first(product.get("title"), tracking.get("pdt_name"))) or listing.title,
+            # The long description; the highlights when a seller left it empty.
+            description=html_to_text(product.get("desc")) or html_to_text(product.get("highlights"))
+            or listing.description,
             brand=clean_str(first(brand.get("name") if isinstance(brand, dict) else brand,
-                                  tracking.get("brand_name"), listing["brand"])),
+                                  tracking.get("brand_name"))) or listing.brand,
             category_path=[name for name in map(clean_str, tracking.get("pdt_category") or []) if name],
             attributes=self._attributes(fields, sku_id),
-            price=to_float(first(sale_price.get("value"), listing["price"])),
+            price=to_float(sale_price.get("value")) or listing.price,
             currency="VND",
             image_urls=self._image_urls(fields, sku_id, sku_info, listing),
         )
-
-    @staticmethod
-    def _description(product: dict[str, Any], listing: dict[str, Any]) -> str:
-        """The long description; the highlights when a seller left it empty."""
-        highlights = listing["highlights"] if isinstance(listing["highlights"], list) else []
-        return (html_to_text(product.get("desc")) or html_to_text(product.get("highlights"))
-                or "\n".join(filter(None, map(html_to_text, highlights))))
 
     @staticmethod
     def _attributes(fields: dict[str, Any], sku_id: str) -> dict[str, str]:
@@ -213,10 +210,10 @@ class LazadaSpider(ShopSpider):
 
     @staticmethod
     def _image_urls(fields: dict[str, Any], sku_id: str, sku_info: dict[str, Any],
-                    listing: dict[str, Any]) -> list[str]:
+                    listing: ProductItem) -> list[str]:
         """Gallery pictures (videos skipped), full size; the SKU or listing picture
         only when the page has no gallery."""
         galleries = fields.get("skuGalleries") or {}
         gallery = galleries.get("0") or galleries.get(sku_id) or []
         urls = [full_size_image(media.get("src")) for media in gallery if media.get("type", "img") == "img"]
-        return unique(urls) or unique(map(full_size_image, (sku_info.get("image"), listing["image"])))
+        return unique(urls) or unique([full_size_image(sku_info.get("image")), *listing.image_urls])

@@ -104,13 +104,26 @@ class SendoSpider(ShopSpider):
                 self.crawler.stats.inc_value("clipshoe/skipped/bad_entry")
                 continue
             if self.wants_product(product_id):
-                yield self.product_request(DETAIL_URL.format(path=path.removesuffix(".html")), product_id,
-                                           headers=API_HEADERS, callback=self.parse_product,
-                                     cb_kwargs={"product_id": product_id, "path": path, "entry": entry})
+                yield self.product_request(DETAIL_URL.format(path=path.removesuffix(".html")),
+                                           self.listing_item(product_id, path, entry), headers=API_HEADERS,
+                                           callback=self.parse_product)
         # No total count is known: the listing ends with an empty page.
         yield from self.next_listing(category, page, has_more=bool(data["data"]))
 
-    def parse_product(self, response: Response, product_id: str, path: str, entry: dict[str, Any]):
+    def listing_item(self, product_id: str, path: str, entry: dict[str, Any]) -> ProductItem:
+        """What a listing entry says of its product: name, sale price and a thumbnail;
+        no description, brand, categories or attributes."""
+        return ProductItem(
+            site=self.name,
+            product_id=product_id,
+            url=SITE_URL + path,
+            title=clean_str(entry.get("name")) or "",
+            price=to_float(entry.get("sale_price_min")),
+            currency="VND",
+            image_urls=unique([full_size(entry.get("image"))]),
+        )
+
+    def parse_product(self, response: Response, listing: ProductItem):
         payload = self.load_json(response)
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, dict):
@@ -118,17 +131,16 @@ class SendoSpider(ShopSpider):
         brand = data.get("brand_info")  # null, or {"name": ""} when the shop names none
         yield ProductItem(
             site=self.name,
-            product_id=product_id,
-            url=SITE_URL + path,
-            title=clean_str(data.get("name")) or clean_str(entry.get("name")) or "",
+            product_id=listing.product_id,
+            url=listing.url,
+            title=clean_str(data.get("name")) or listing.title,
             description=html_to_text((data.get("description_info") or {}).get("description"))
             or html_to_text(data.get("short_description")),
             brand=clean_str(brand.get("name")) if isinstance(brand, dict) else None,
             category_path=category_names(data),
             attributes=normalise_attributes(attribute_pairs(data.get("attribute"))),
-            price=to_float(data.get("final_price")) or to_float(data.get("price"))
-            or to_float(entry.get("sale_price_min")),
+            price=to_float(data.get("final_price")) or to_float(data.get("price")) or listing.price,
             currency="VND",
             # The listing thumbnail only stands in when the detail has no image at all.
-            image_urls=unique(full_size(url) for url in media_images(data) or [entry.get("image")]),
+            image_urls=unique(full_size(url) for url in media_images(data)) or listing.image_urls,
         )

@@ -106,10 +106,23 @@ class ShopeeSpider(ShopSpider):
 
     def detail_request(self, item_id: str, shop_id: str, entry: dict[str, Any]) -> scrapy.Request:
         query = {"item_id": item_id, "shop_id": shop_id, "tz_offset_minutes": 420, "detail_level": 0}
-        url = PRODUCT_URL.format(shop_id=shop_id, item_id=item_id)
-        return self.product_request(f"{DETAIL_URL}?{urlencode(query)}", item_id,
-                                    headers={**API_HEADERS, "Referer": url}, callback=self.parse_product,
-                                    cb_kwargs={"item_id": item_id, "shop_id": shop_id, "entry": entry})
+        listing = self.listing_item(item_id, shop_id, entry)
+        return self.product_request(f"{DETAIL_URL}?{urlencode(query)}", listing,
+                                    headers={**API_HEADERS, "Referer": listing.url}, callback=self.parse_product)
+
+    def listing_item(self, item_id: str, shop_id: str, entry: dict[str, Any]) -> ProductItem:
+        """What an `item_basic` entry says of its product: name, brand, price and the
+        pictures; no description, categories or attributes."""
+        return ProductItem(
+            site=self.name,
+            product_id=item_id,
+            url=PRODUCT_URL.format(shop_id=shop_id, item_id=item_id),
+            title=clean_str(entry.get("name")) or "",
+            brand=clean_str(entry.get("brand")),
+            price=shopee_price(entry.get("price"), entry.get("price_min")),
+            currency="VND",
+            image_urls=unique(image_url(value) for value in [*(entry.get("images") or ()), entry.get("image")]),
+        )
 
     def parse_listing(self, response: Response, category: str, page: int):
         data = self.load_json(response)
@@ -128,7 +141,7 @@ class ShopeeSpider(ShopSpider):
                 yield self.detail_request(item_id, shop_id, basic)
         yield from self.next_listing(category, page, has_more=bool(entries) and not data.get("nomore"))
 
-    def parse_product(self, response: Response, item_id: str, shop_id: str, entry: dict[str, Any]):
+    def parse_product(self, response: Response, listing: ProductItem):
         payload = self.load_json(response)
         if not isinstance(payload, dict):
             raise MalformedResponse("envelope", "expected a JSON object")
@@ -139,7 +152,7 @@ class ShopeeSpider(ShopSpider):
         if not isinstance(data, dict) or not isinstance(data.get("item"), dict):
             raise MalformedResponse("envelope", "expected an object under 'data.item'")
         item = data["item"]
-        images = (data.get("product_images") or {}).get("images") or item.get("images") or entry.get("images") or ()
+        images = (data.get("product_images") or {}).get("images") or item.get("images") or ()
         attributes = normalise_attributes(attribute_pairs((data.get("product_attributes") or {}).get("attrs"),
                                                           item.get("tier_variations")))
         # The brand is its own field; attrs repeat it as "Thương hiệu".
@@ -147,15 +160,16 @@ class ShopeeSpider(ShopSpider):
         categories = item.get("fe_categories") or item.get("categories") or ()
         yield ProductItem(
             site=self.name,
-            product_id=item_id,
-            url=PRODUCT_URL.format(shop_id=shop_id, item_id=item_id),
-            title=clean_str(item.get("title") or item.get("name")) or clean_str(entry.get("name")) or "",
+            product_id=listing.product_id,
+            url=listing.url,
+            title=clean_str(item.get("title") or item.get("name")) or listing.title,
             description=description_text(data.get("product_description")) or html_to_text(item.get("description")),
-            brand=clean_str(item.get("brand")) or clean_str(entry.get("brand")) or clean_str(attribute_brand),
+            brand=clean_str(item.get("brand")) or listing.brand or clean_str(attribute_brand),
             category_path=[name for c in categories if isinstance(c, dict)
                            and (name := clean_str(c.get("display_name")))],
             attributes=attributes,
-            price=shopee_price(item.get("price"), item.get("price_min"), entry.get("price"), entry.get("price_min")),
-            currency=clean_str(item.get("currency")) or "VND",
-            image_urls=unique(image_url(value) for value in [*images, item.get("image"), entry.get("image")]),
+            price=shopee_price(item.get("price"), item.get("price_min")) or listing.price,
+            currency=clean_str(item.get("currency")) or listing.currency,
+            # The detail's gallery and cover; the listing's pictures stand in without them.
+            image_urls=unique(image_url(value) for value in [*images, item.get("image")]) or listing.image_urls,
         )

@@ -138,27 +138,40 @@ class TikiSpider(ShopSpider):
         spid = seller_product_id(entry)
         if spid:
             url += f"&spid={spid}"
-        return self.product_request(url, product_id, callback=self.parse_product,
-                                    cb_kwargs={"product_id": product_id, "entry": entry})
+        return self.product_request(url, self.listing_item(product_id, entry), callback=self.parse_product)
 
-    def parse_product(self, response: Response, product_id: str, entry: dict[str, Any]):
+    def listing_item(self, product_id: str, entry: dict[str, Any]) -> ProductItem:
+        """What a listing entry says of its product: name, brand, price and a thumbnail
+        (full size); no description, categories or specifications."""
+        return ProductItem(
+            site=self.name,
+            product_id=product_id,
+            url=product_page(entry),
+            title=clean_str(entry.get("name")) or "",
+            brand=clean_str(entry.get("brand_name")),
+            price=to_float(entry.get("price")),
+            currency="VND",
+            image_urls=unique([full_size(entry.get("thumbnail_url"))]),
+        )
+
+    def parse_product(self, response: Response, listing: ProductItem):
         # The real detail answer is the raw product object, not wrapped in an envelope.
         data = self.load_json(response)
-        if not isinstance(data, dict) or entry_id(data) != product_id:
-            raise MalformedResponse("envelope", f"expected product {product_id} at the top level")
+        if not isinstance(data, dict) or entry_id(data) != listing.product_id:
+            raise MalformedResponse("envelope", f"expected product {listing.product_id} at the top level")
         brand = data.get("brand")
         images = [full_size(image.get("base_url") or image.get("large_url"))
                   for image in data.get("images") or () if isinstance(image, dict)]
         yield ProductItem(
             site=self.name,
-            product_id=product_id,
-            url=product_page(data) or product_page(entry),
-            title=clean_str(data.get("name")) or clean_str(entry.get("name")) or "",
+            product_id=listing.product_id,
+            url=product_page(data) or listing.url,
+            title=clean_str(data.get("name")) or listing.title,
             description=html_to_text(data.get("description")) or html_to_text(data.get("short_description")),
-            brand=clean_str(brand.get("name")) if isinstance(brand, dict) else clean_str(entry.get("brand_name")),
+            brand=clean_str(brand.get("name")) if isinstance(brand, dict) else listing.brand,
             category_path=category_names(data.get("breadcrumbs")),
             attributes=normalise_attributes(specification_pairs(data.get("specifications"))),
-            price=to_float(data.get("price")) or to_float(entry.get("price")),
+            price=to_float(data.get("price")) or listing.price,
             currency="VND",
-            image_urls=unique(images or [full_size(data.get("thumbnail_url") or entry.get("thumbnail_url"))]),
+            image_urls=unique(images or [full_size(data.get("thumbnail_url"))]) or listing.image_urls,
         )

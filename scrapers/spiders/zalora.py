@@ -158,30 +158,44 @@ class ZaloraSpider(ShopSpider):
                 continue
             product_id, url = id_and_url
             if self.wants_product(product_id):
-                yield self.product_request(url, product_id, callback=self.parse_product,
-                                           cb_kwargs={"product_id": product_id, "entry": entry})
+                yield self.product_request(url, self.listing_item(product_id, url, entry), callback=self.parse_product)
         # Stop on an empty page, or once the offset passes the reported total.
         total = to_float(data.get("NumProductFound"))
         seen = (page - 1) * PAGE_SIZE + len(data["Products"])
         has_more = bool(data["Products"]) and (total is None or seen < total)
         yield from self.next_listing(category, page, has_more)
 
-    def parse_product(self, response: Response, product_id: str, entry: dict[str, Any]):
+    def listing_item(self, product_id: str, url: str, entry: dict[str, Any]) -> ProductItem:
+        """What a listing entry says of its product: all but the description and the
+        attributes, which only the product page has."""
+        breadcrumbs = (clean_str(name) for name in as_list(entry.get("Breadcrumbs")))
+        return ProductItem(
+            site=self.name,
+            product_id=product_id,
+            url=url,
+            title=clean_str(entry.get("Name")) or "",
+            brand=clean_str(entry.get("Brand")),
+            category_path=[name for name in breadcrumbs if name],
+            price=listing_price(entry),
+            currency=CURRENCIES.get(self.domain, ""),
+            image_urls=unique(full_size(url) for url in as_list(entry.get("ImageList"))),
+        )
+
+    def parse_product(self, response: Response, listing: ProductItem):
         ld = json_ld(response).get("Product", {})
         offer = next((o for o in as_list(ld.get("offers")) if isinstance(o, dict)), {})
-        breadcrumbs = (clean_str(name) for name in as_list(entry.get("Breadcrumbs")))
         attributes = [("colour", ld.get("color")), ("material", ld.get("material")), *detail_rows(response)]
         yield ProductItem(
             site=self.name,
-            product_id=product_id,
+            product_id=listing.product_id,
             url=response.url,
-            title=clean_str(ld.get("name")) or clean_str(entry.get("Name")) or "",
+            title=clean_str(ld.get("name")) or listing.title,
             description=html_to_text(ld.get("description")),
-            brand=clean_str(name_of(ld.get("brand"))) or clean_str(entry.get("Brand")),
-            category_path=[name for name in breadcrumbs if name],
+            brand=clean_str(name_of(ld.get("brand"))) or listing.brand,
+            category_path=listing.category_path,
             attributes=normalise_attributes(attributes),
-            price=to_float(offer.get("price")) or listing_price(entry),
-            currency=clean_str(offer.get("priceCurrency")) or CURRENCIES.get(self.domain, ""),
+            price=to_float(offer.get("price")) or listing.price,
+            currency=clean_str(offer.get("priceCurrency")) or listing.currency,
             # The page's gallery is the full set; the listing's images stand in without it.
-            image_urls=unique(full_size(url) for url in as_list(ld.get("image")) or as_list(entry.get("ImageList"))),
+            image_urls=unique(full_size(url) for url in as_list(ld.get("image"))) or listing.image_urls,
         )
