@@ -13,8 +13,7 @@ only when one is missing or points elsewhere (a dataset's first file, a moved da
 directory), under an advisory file lock (`clipshoe.duckdb.lock`: exclusive to write
 views, shared to read) that queues those rare writes behind running queries.
 
-Readers: `query` (rows as dicts, for checks, reports and tests), `arrow` (a query's
-result as a table), `table` (a whole dataset with the Arrow types its writer gave it,
+Readers: `query` (rows as dicts, for checks, reports and tests), `table` (a whole dataset with the Arrow types its writer gave it,
 for training and evaluation) and `batches` (record batches of a dataset's files in a
 stable order, for curation's streaming read of raw_products).
 """
@@ -40,11 +39,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A folder under DataPaths.parquet and the glob of its files."""
+    """A folder under DataPaths.parquet and the glob of its files; with `derive`, a
+    query over them (`{files}` in it is the files' table function)."""
 
     folder: str
     pattern: str
     hive: bool = False  # partition folders (key=value) become columns
+    derive: str | None = None
 
     def files(self, parquet_root: Path) -> list[Path]:
         return sorted((parquet_root / self.folder).glob(self.pattern))
@@ -53,12 +54,52 @@ class Dataset:
         """The table function the view selects from."""
         glob = (parquet_root / self.folder / self.pattern).as_posix().replace("'", "''")
         # union_by_name: a file written before a column existed reads it as null.
-        return f"read_parquet('{glob}', hive_partitioning = {str(self.hive).lower()}, union_by_name = true)"
+        files = f"read_parquet('{glob}', hive_partitioning = {str(self.hive).lower()}, union_by_name = true)"
+        return f"({self.derive.format(files=files)})" if self.derive else files
+
+
+# One row per product per distinct state, from the crawls' observations: a state starts
+# when a product is first seen, changes (title, price, currency or image list) or comes
+# back after missing a crawl, and ends (valid_to) at the first crawl of its site that saw
+# it differently or not at all; valid_to is null for the current state of a listed product.
+PRODUCT_HISTORY = """
+WITH observed AS (
+    SELECT site, product_id, crawl_started_at, title, price, currency, image_urls,
+           dense_rank() OVER (PARTITION BY site ORDER BY crawl_started_at) AS crawl_no
+    FROM {files}),
+crawls AS (SELECT DISTINCT site, crawl_no, crawl_started_at FROM observed),
+marked AS (
+    SELECT *, coalesce(lag(crawl_no) OVER product <> crawl_no - 1
+                       OR (title, price, currency, image_urls) IS DISTINCT FROM
+                          lag((title, price, currency, image_urls)) OVER product, true) AS new_state
+    FROM observed WINDOW product AS (PARTITION BY site, product_id ORDER BY crawl_no)),
+states AS (
+    SELECT site, product_id, any_value(title) AS title, any_value(price) AS price,
+           any_value(currency) AS currency, any_value(image_urls) AS image_urls,
+           min(crawl_started_at) AS valid_from, max(crawl_no) AS last_crawl_no
+    FROM (SELECT *, sum(new_state::INTEGER) OVER (PARTITION BY site, product_id ORDER BY crawl_no) AS state_no
+          FROM marked)
+    GROUP BY site, product_id, state_no),
+products AS (
+    SELECT site, product_id, min(valid_from) AS first_seen, max(last_crawl_no) AS last_crawl_no
+    FROM states GROUP BY site, product_id),
+latest AS (SELECT site, max(crawl_no) AS crawl_no FROM crawls GROUP BY site)
+SELECT s.site, s.product_id, s.title, s.price, s.currency, s.image_urls, s.valid_from,
+       ended.crawl_started_at AS valid_to, p.first_seen, seen.crawl_started_at AS last_seen,
+       p.last_crawl_no < latest.crawl_no AS disappeared
+FROM states s
+JOIN products p ON p.site = s.site AND p.product_id = s.product_id
+JOIN latest ON latest.site = s.site
+JOIN crawls seen ON seen.site = s.site AND seen.crawl_no = p.last_crawl_no
+LEFT JOIN crawls ended ON ended.site = s.site AND ended.crawl_no = s.last_crawl_no + 1
+"""
 
 
 DATASETS = {
     "raw_products": Dataset("raw_products", "site=*/*.parquet", hive=True),
     "rejections": Dataset("rejections", "site=*/*.parquet", hive=True),
+    "product_observations": Dataset("product_observations", "site=*/*.parquet", hive=True),
+    "product_history": Dataset("product_observations", "site=*/*.parquet", hive=True, derive=PRODUCT_HISTORY),
     "curated_pairs": Dataset("curated_pairs", "*.parquet"),
     "near_duplicates": Dataset("near_duplicates", "*.parquet"),
     "model_checkpoints": Dataset("model_checkpoints", "*.parquet"),

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from replay_shop.records import Faults
 
@@ -84,19 +89,101 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_demo)
 
 
-def run_dev(args: argparse.Namespace) -> int:
-    from clipshoe_pipeline.demo import run_dev as dev
+# dg dev waits up to a minute per service on shutdown; a healthy one takes seconds.
+DEV_SHUTDOWN_TIMEOUT_S = 30.0
+# A terminal's Ctrl-C, a `kill` or a closed terminal reach `clipshoe dev` only, since
+# dg dev runs in a session of its own; each is passed on to dg dev's process group.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SUPERVISE_POLL_S = 0.2
 
-    return dev(replay=not args.live, seed=args.seed, products_per_site=args.products_per_site, port=args.port)
+
+def run_dev(args: argparse.Namespace) -> int:
+    """`dg dev` on this project (Dagster's own command; `dagster dev` is superseded) with
+    run history under the data dir; unless --live, the synthetic shops run alongside so
+    UI-launched crawls work offline, and stop when dg dev has."""
+    from clipshoe_common import PROJECT_ROOT
+    from clipshoe_pipeline.paths import ensure_dagster_home
+    from clipshoe_pipeline.settings import REPLAY_URL
+
+    ensure_dagster_home()
+    command = [str(Path(sys.executable).with_name("dg")), "dev", "--host", args.host, "--port", str(args.port)]
+    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}  # dg runs the project in the environment we run in
+    if args.live:
+        return supervise(command, cwd=PROJECT_ROOT, env=env, shutdown_timeout=args.shutdown_timeout)
+
+    from replay_shop.catalog import Catalog
+    from replay_shop.server import running_shop
+
+    catalog = Catalog(seed=args.seed, products_per_site=args.products_per_site)
+    with running_shop(catalog, faults=Faults.default_on()) as shop:
+        print(f"replay shop at {shop.url} (synthetic data); crawls launched from the UI go there", flush=True)
+        # The UI's code server reads it as the crawler resource's default (clipshoe_pipeline.settings).
+        return supervise(command, cwd=PROJECT_ROOT, env={**env, REPLAY_URL: shop.url},
+                         shutdown_timeout=args.shutdown_timeout)
+
+
+def supervise(command: list[str], *, cwd: Path, env: dict[str, str], shutdown_timeout: float) -> int:
+    """Run `command` in a new session until it exits, passing FORWARDED_SIGNALS on to its
+    process group, which holds everything it starts (webserver, daemon, code server, run
+    workers). Once a signal came, it gets `shutdown_timeout` seconds before the group is
+    killed; whatever of the group is left when it exits is killed too, so nothing of it
+    outlives us. Returns 128 + the first signal's number when a signal ended it (the
+    shell's convention), else its own exit status."""
+    received: list[int] = []
+
+    def record(signum: int, _frame: object) -> None:
+        # Forwarded by the loop below, not here: a handler can run before Popen has
+        # returned, when there is no group to signal yet.
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, record) for signum in FORWARDED_SIGNALS}
+    try:
+        process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+        forwarded, deadline = 0, None
+        while not _exited(process.pid):
+            for signum in received[forwarded:]:
+                _signal_group(process.pid, signum)
+            forwarded = len(received)
+            if received and deadline is None:
+                deadline = time.monotonic() + shutdown_timeout
+            if deadline is not None and time.monotonic() >= deadline:
+                print(f"{Path(command[0]).name} did not stop {shutdown_timeout:g} s after "
+                      f"{signal.Signals(received[0]).name}: killing its process group", file=sys.stderr, flush=True)
+                break
+            time.sleep(SUPERVISE_POLL_S)
+        # Before reaping: until then the leader's pid, which is the group's id, cannot be reused.
+        _signal_group(process.pid, signal.SIGKILL)
+        status = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        return 128 + received[0]
+    return 128 - status if status < 0 else status
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child has exited, leaving it unreaped (a zombie that still holds its pid)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:  # the group is empty already
+        pass
 
 
 def add_dev_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subcommand(
         subparsers, "dev", "the Dagster UI (dg dev), with the replay shop unless --live",
         "dg dev on this project, with run history under the data dir and, unless --live, the replay shop running "
-        "so crawls launched from the UI work offline.")
+        "so crawls launched from the UI work offline. Ctrl-C or SIGTERM stops dg dev and everything it started.")
     parser.add_argument("--live", action="store_true", help="no replay shop: crawls go to the real sites")
+    parser.add_argument("--host", default="127.0.0.1", help="the UI's address")
     parser.add_argument("--port", type=int, default=3000, help="the UI's port")
+    parser.add_argument("--shutdown-timeout", type=float, default=DEV_SHUTDOWN_TIMEOUT_S, metavar="SECONDS",
+                        help="after Ctrl-C or SIGTERM, how long dg dev may take to stop before it is killed")
     add_catalog_arguments(parser, products_per_site=100)
     parser.set_defaults(run=run_dev)
 

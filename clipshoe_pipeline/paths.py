@@ -100,6 +100,10 @@ class DataPaths:
     def raw_products_parquet(self, site: str) -> Path:
         return self.parquet / "raw_products" / f"site={site}" / "raw_products.parquet"
 
+    def observations_parquet(self, site: str, crawl: str) -> Path:
+        """One crawl's observations of a site's products (defs/crawl/history.py)."""
+        return self.parquet / "product_observations" / f"site={site}" / f"{crawl}.parquet"
+
     def rejections_parquet(self, site: str, stage_group: str) -> Path:
         """One file per site and stage group ("crawl": the crawl and download stages,
         "curate"), replaced whole by the next run of that group."""

@@ -4,7 +4,6 @@ failed-page check (hand-written journals: no subprocess, no shop)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -21,8 +20,8 @@ from clipshoe_pipeline.defs.crawl.checks import (
 from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
 from clipshoe_pipeline.paths import DataPaths
 from scrapers.interface import STATS_FILE, read_crawl_output
-from scrapers.journal import ITEMS, REJECTIONS
-from tests.builders import item_row
+from scrapers.journal import ITEMS
+from tests.builders import item_row, write_journal
 
 OK_STATS = {"clipshoe/verdict": "ok", "clipshoe/items": 3, "downloader/request_count": 40, "retry/count": 4,
             "clipshoe/blocked/count": 1, "retry/max_reached": 1, "clipshoe/pages": 30,
@@ -46,14 +45,6 @@ def journal_rejections() -> list[dict]:
              "image_url": "https://salt.tikicdn.com/z.jpg", "stage": "download", "reason": "too_small"},
             {"site": "tiki", "product_id": None, "url": "https://tiki.vn/api/v2/products?page=2",
              "image_url": None, "stage": "crawl", "reason": "malformed_json"}]
-
-
-def write_journal(job: Path, items: list[dict], rejections: list[dict], stats: dict | None) -> None:
-    job.mkdir(parents=True, exist_ok=True)
-    for name, rows in ((ITEMS, items), (REJECTIONS, rejections)):
-        (job / name).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    if stats is not None:
-        (job / STATS_FILE).write_text(json.dumps(stats))
 
 
 # -- publish_crawl: a crawl's output -> Parquet + catalog views + metadata ----------------
@@ -100,7 +91,8 @@ def test_products_of_another_site_are_refused_before_anything_is_written(paths, 
     assert not paths.raw_products_parquet("tiki").exists() and not paths.catalog_db.exists()
 
 
-def test_a_second_crawl_replaces_the_sites_rows_and_rejections_and_leaves_other_sites_alone(paths, catalog):
+def test_a_second_crawl_updates_the_sites_latest_state_replaces_its_rejections_and_leaves_other_sites_alone(
+        paths, catalog):
     for site, ids in (("tiki", ["1", "2"]), ("sendo", ["s1"]), ("tiki", ["2", "3"])):
         job = paths.crawl_jobdir(site)
         rejected = [{**journal_rejections()[0], "site": site, "product_id": ids[0]}]
@@ -108,7 +100,8 @@ def test_a_second_crawl_replaces_the_sites_rows_and_rejections_and_leaves_other_
         publish_crawl(site, read_crawl_output(job), catalog, f"run-{site}-{ids[0]}")
     rows = catalog.query("SELECT site, list(product_id ORDER BY product_id) AS ids FROM raw_products GROUP BY site "
                          "ORDER BY site")
-    assert [(r["site"], r["ids"]) for r in rows] == [("sendo", ["s1"]), ("tiki", ["2", "3"])]
+    # "1" vanished from the second tiki crawl: kept at its last state (product_history marks it)
+    assert [(r["site"], r["ids"]) for r in rows] == [("sendo", ["s1"]), ("tiki", ["1", "2", "3"])]
     rejections = catalog.query("SELECT site, product_id, run_id FROM rejections ORDER BY site")
     assert [(r["site"], r["product_id"], r["run_id"]) for r in rejections] == [
         ("sendo", "s1", "run-sendo-s1"), ("tiki", "2", "run-tiki-2")]
@@ -261,3 +254,12 @@ def test_rejections_are_deduplicated_and_recovered_failures_dropped():
     # Killed and resumed: product 7 was rejected twice; product 1 failed, then was collected.
     rejections, recovered = current_rejections([failed_page, dropped, dict(dropped)], [item_row("1")])
     assert rejections == [dropped] and recovered == 1
+
+
+def test_an_item_kept_from_its_listing_keeps_its_failed_page_on_record(paths, catalog):
+    failed_page = {"site": "tiki", "product_id": "1", "url": "https://tiki.vn/api/v2/products/1", "image_url": None,
+                   "stage": "crawl", "reason": "http_404"}
+    write_journal(paths.crawl_jobdir("tiki"), [item_row("1", detail_unavailable="http_404")], [failed_page], OK_STATS)
+    metadata = publish_crawl("tiki", read_crawl_output(paths.crawl_jobdir("tiki")), catalog, "run-1").metadata
+    assert metadata["failures_recovered_on_resume"] == 0 and metadata["items_from_listing"] == 1
+    assert catalog.query("SELECT product_id, reason FROM rejections") == [{"product_id": "1", "reason": "http_404"}]

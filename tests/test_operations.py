@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from clipshoe_pipeline.defs.crawl import history
 from clipshoe_pipeline.defs.crawl.checks import FreshnessConfig, raw_products_fresh_per_site
 from clipshoe_pipeline.defs.crawl.schedules import DEFAULT_CRONS, TIMEZONE, crawl_crons, crawl_schedules, schedule_name
 from clipshoe_pipeline.definitions import defs
-from clipshoe_pipeline.parquet_io import raw_products_table, write_parquet_atomic
+from clipshoe_pipeline.parquet_io import write_parquet_atomic
 from scrapers.items import SITES
 from tests.builders import item_row
 
@@ -133,9 +134,9 @@ def test_the_freshness_check_runs_daily_by_itself():
         assert requested == [0, 0, 1, 0]
 
 
-def write_crawl(paths, site: str, crawled_at: datetime) -> None:
-    rows = [item_row("1", site=site, crawled_at=crawled_at.isoformat(timespec="seconds"))]
-    write_parquet_atomic(raw_products_table(rows), paths.raw_products_parquet(site))
+def write_crawl(paths, site: str, started: datetime) -> None:
+    observed = history.observations([item_row("1", site=site)], started.replace(microsecond=0))
+    write_parquet_atomic(observed, paths.observations_parquet(site, history.crawl_file_name(started)))
 
 
 def test_freshness_is_judged_per_site_so_one_fresh_shop_does_not_hide_a_stale_one(paths, catalog):

@@ -26,9 +26,11 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from clipshoe_common.files import tail
 from clipshoe_pipeline.catalog_db import CatalogDB
+from clipshoe_pipeline.defs.crawl import history
 from clipshoe_pipeline.defs.crawl.resources import ScrapyCrawler
 from clipshoe_pipeline.markdown import cell, markdown_table
 from clipshoe_pipeline.parquet_io import RAW_PRODUCTS_SCHEMA, raw_products_table, write_parquet_atomic
@@ -136,9 +138,9 @@ crawl_job = dg.define_asset_job(
 
 def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: str,
                   check_results: list[dg.AssetCheckResult] | None = None) -> dg.MaterializeResult:
-    """A finished crawl -> the site's raw_products and rejections files (each written
-    atomically; rejections first, so raw_products never shows a crawl whose rejections
-    are missing) -> the catalog's views, with the metadata. Raises dg.Failure when the
+    """A finished crawl -> the site's rejections, this crawl's observations and the
+    site's raw_products, the latest state per product (defs/crawl/history.py), each file
+    written atomically and raw_products last -> the catalog's views, with the metadata. Raises dg.Failure when the
     crawl did not finish or its verdict says it collected nothing."""
     if not output.finished:
         raise dg.Failure(f"crawl of {site} left no final stats in {output.job}: it did not finish")
@@ -148,14 +150,22 @@ def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: st
     if foreign:  # they would land in this site's partition
         raise dg.Failure(f"crawl of {site} holds products of other sites: {sorted(foreign)}", allow_retries=False)
     paths = catalog.paths
-    table = raw_products_table(rows)
-    rejections, recovered = current_rejections(output.rejections(), rows)
-    write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
+    crawled = raw_products_table(rows).to_pylist()  # as Parquet gives them back, to compare with the last state
+    started = history.crawl_started_at(crawled)
     parquet_path = paths.raw_products_parquet(site)
+    previous = pq.read_table(parquet_path) if parquet_path.exists() else None
+    table = raw_products_table(history.latest_state(crawled, previous))
+    rejections, recovered = current_rejections(output.rejections(), rows)
+    # Rejections and observations first: raw_products never shows a crawl whose record is missing.
+    write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
+    write_parquet_atomic(history.observations(crawled, started),
+                         paths.observations_parquet(site, history.crawl_file_name(started)))
     write_parquet_atomic(table, parquet_path)
-    catalog.publish("raw_products", "rejections")
+    catalog.publish("raw_products", "rejections", "product_observations", "product_history")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": table.num_rows,
+        "crawl_started_at": started.isoformat(),
+        "products_not_seen_this_crawl": table.num_rows - len(crawled),
         "dagster/column_schema": column_schema(),
         **crawl_metadata(rows, output),
         "duplicates_dropped": duplicates,
@@ -214,8 +224,9 @@ def current_rejections(rejections: Iterable[dict[str, Any]],
                        rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """The journal's rejections as they stand at the end: a resumed crawl may record
     the same rejection twice, and a product page that failed before a crash may have
-    been collected after it (that old failure is dropped and counted as recovered)."""
-    collected = {row["product_id"] for row in rows}
+    been collected after it (that old failure is dropped and counted as recovered; an
+    item kept from its listing because its page failed keeps the failure on record)."""
+    collected = {row["product_id"] for row in rows if not row.get("detail_unavailable")}
     unique: dict[tuple, dict[str, Any]] = {}
     recovered = 0
     for rejection in rejections:
@@ -228,13 +239,18 @@ def current_rejections(rejections: Iterable[dict[str, Any]],
 
 
 def crawl_metadata(rows: list[dict[str, Any]], output: CrawlOutput) -> dict[str, Any]:
-    """Counts that say how the crawl went. Image counts come from the rows, so a resumed
-    crawl reports all its products' images, not only this attempt's."""
+    """Counts that say how the crawl went. Image counts, and the items kept from their
+    listing entry alone because their product page failed for good, come from the rows,
+    so a resumed crawl reports all its products, not only this attempt's."""
     images = [image for row in rows for image in row["images"]]
     failed = Counter(image["reason"] for image in images if image["status"] != "ok")
+    # .get: rows journaled before the field existed (a resumed crawl) lack it.
+    from_listing = Counter(row["detail_unavailable"] for row in rows if row.get("detail_unavailable"))
     requests, elapsed = output.requests, output.elapsed_s
     return {
         "items": len(rows),
+        "items_from_listing": sum(from_listing.values()),
+        "items_from_listing_by_reason": dg.MetadataValue.json(dict(from_listing)),
         "images_ok": len(images) - sum(failed.values()),
         "images_failed": sum(failed.values()),
         "images_failed_by_reason": dg.MetadataValue.json(dict(failed)),

@@ -88,7 +88,8 @@ def raw_products_fresh_per_site(config: FreshnessConfig, catalog: CatalogDB) -> 
     freshness policy, where one freshly crawled shop would hide four stale ones. Sites
     never crawled are listed but do not warn: crawling a subset of the shops is allowed."""
     latest = catalog.query(
-        "SELECT site, max(CAST(crawled_at AS TIMESTAMPTZ)) AS crawled FROM raw_products GROUP BY site ORDER BY site")
+        "SELECT site, max(crawl_started_at) AS crawled FROM product_observations GROUP BY site ORDER BY site"
+    ) if "product_observations" in catalog.tables() else []
     now = datetime.now(timezone.utc)
     age_days = {row["site"]: round((now - row["crawled"]).total_seconds() / 86400, 2) for row in latest}
     stale = sorted(site for site, days in age_days.items() if days > config.warn_after_days)
