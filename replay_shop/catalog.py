@@ -7,6 +7,12 @@ lazily (a test touching one site does not pay for five) and images are rendered 
 when requested. Site-specific spelling (category keys, product ids, product and image
 URLs, currency) comes from the site's renderer; everything else is shared.
 
+The catalog evolves in epochs, so a recrawl can be scored too: epoch 1 is the
+catalog as first generated, and epoch N is epoch N-1 plus planted changes drawn from
+(seed, site, N): some prices change, some products are added (appended to the
+listings) and some disappear (their detail answers become the site's "not found"),
+and some images get new bytes under the same URL. `changes()` says exactly which.
+
 Randomness always comes from `random.Random(f"{seed}:{site}:...")` (string seeds
 are hashed with SHA-512 by `random`, so results are stable across processes),
 never from the global generator or `hash()`.
@@ -23,7 +29,8 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +43,10 @@ from replay_shop.sites.protocol import SiteRenderer
 
 DUPLICATE_TRANSFORMS = ("original", "reencode", "resize", "crop", "watermark")
 MAX_IMAGES = 5
+
+# When epoch 1 was "published"; each later epoch is a day after the one before (the
+# shop's Last-Modified stamps).
+EPOCH_ONE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 # Prices are generated in VND; storefronts in another currency show a converted price.
 _VND_PER_UNIT = {"VND": 1, "MYR": 5500, "SGD": 19000, "PHP": 450, "HKD": 3200, "IDR": 1.6, "USD": 25000}
@@ -82,6 +93,22 @@ class MessRates:
         return min(population, max(1, round(rate * population)))
 
 
+@dataclass(frozen=True)
+class EpochRates:
+    """Share of each site's listed products changed from one epoch to the next; like
+    `MessRates`, counts are exact and any positive rate changes at least one product."""
+
+    price: float = 0.10  # a new price (listing and detail)
+    added: float = 0.05  # new products, appended to the listings
+    removed: float = 0.05  # gone from the listings; the detail answers "not found"
+    image: float = 0.02  # one image gets new bytes under the same URL
+
+
+def epoch_time(epoch: int) -> datetime:
+    """When an epoch's changes appeared (what Last-Modified says of them)."""
+    return EPOCH_ONE_TIME + timedelta(days=epoch - 1)
+
+
 @dataclass
 class _Look:
     """What a shoe is, whoever sells it: what its text and pictures are made from."""
@@ -110,10 +137,24 @@ class _Draft(_Look):
 
 @dataclass
 class _SiteData:
+    """One site at one epoch: only the products it lists then."""
+
     products: list[ShopProduct]
     by_id: dict[str, ShopProduct]
     listings: dict[str, list[ShopProduct]]
     categories_of: dict[str, list[str]]  # product id -> every category listing it
+    modified: dict[str, int]  # product id -> epoch its record last changed (added or repriced)
+
+    @classmethod
+    def indexed(cls, categories: tuple[str, ...], products: list[ShopProduct], categories_of: dict[str, list[str]],
+                modified: dict[str, int]) -> "_SiteData":
+        """Listings follow product order, so products added later come last."""
+        listings: dict[str, list[ShopProduct]] = {c: [] for c in categories}
+        for product in products:
+            for category in categories_of[product.product_id]:
+                listings[category].append(product)
+        return cls(products=products, by_id={p.product_id: p for p in products}, listings=listings,
+                   categories_of=categories_of, modified=modified)
 
 
 @dataclass
@@ -127,16 +168,22 @@ class Catalog:
     """The synthetic shoe catalog of every replayed site, deterministic per seed."""
 
     def __init__(self, seed: int = 0, products_per_site: int = 200, sites: tuple[str, ...] | None = None,
-                 mess: MessRates | None = None, renderers: Mapping[str, SiteRenderer] | None = None):
+                 mess: MessRates | None = None, renderers: Mapping[str, SiteRenderer] | None = None,
+                 epoch: int = 1, epoch_rates: EpochRates | None = None):
+        if epoch < 1:
+            raise ValueError(f"epochs count from 1, not {epoch}")
         self.seed = seed
         self.products_per_site = products_per_site
         renderers = renderers if renderers is not None else site_renderers()
         self.sites = tuple(sites) if sites is not None else tuple(renderers)  # None: every site rendered
         self.mess = mess or MessRates()
         self.renderers = {site: renderers[site] for site in self.sites}
+        self.epoch = epoch
+        self.epoch_rates = epoch_rates or EpochRates()
         self._lock = threading.RLock()
-        self._site_data: dict[str, _SiteData] = {}
+        self._history: dict[str, list[_SiteData]] = {}  # site -> its data at epochs 1..epoch
         self._images: dict[str, ShopImage] = {}
+        self._image_modified: dict[str, int] = {}  # url -> epoch its bytes last changed (absent: 1)
         self._render_specs: dict[str, tuple[PictureSpec, str]] = {}  # url -> (picture, watermark text)
         self._shared_models = self._make_shared_models()
         self._bytes_cache = _ByteLRU(max_bytes=64 * 1024 * 1024, max_item_bytes=1024 * 1024)
@@ -157,12 +204,26 @@ class Catalog:
         """Every category listing a product (two for the "listed_twice" mess)."""
         return self._site(site).categories_of.get(str(product_id), [])
 
+    def at_epoch(self, epoch: int) -> "Catalog":
+        """The same catalog (seed, sites, rates) at another epoch."""
+        return Catalog(seed=self.seed, products_per_site=self.products_per_site, sites=self.sites, mess=self.mess,
+                       renderers=self.renderers, epoch=epoch, epoch_rates=self.epoch_rates)
+
+    def modified_epoch(self, site: str, product_id: str) -> int:
+        """The epoch a product's record (what its detail shows) last changed."""
+        return self._site(site).modified.get(str(product_id), 1)
+
+    def image_modified_epoch(self, image: ShopImage) -> int:
+        """The epoch an image's bytes last changed."""
+        return self._image_modified.get(image.url, 1)
+
     def image_for(self, url: str) -> ShopImage | None:
-        """The catalog image with this exact real URL, or None."""
+        """The catalog image with this exact real URL, or None. Images of products
+        gone from the listings are still served, as CDNs keep them."""
         image = self._images.get(url)
         if image is None:  # sites are generated lazily: the URL may belong to one not built yet
             for site in self.sites:
-                if site not in self._site_data:
+                if site not in self._history:
                     self._site(site)
                     image = self._images.get(url)
                     if image is not None:
@@ -211,10 +272,39 @@ class Catalog:
         return {
             "seed": self.seed,
             "products_per_site": self.products_per_site,
+            "epoch": self.epoch,
             "sites": sites,
             "duplicate_groups": {pid: urls for pid, urls in by_picture.items() if len(urls) > 1},
             "defects": defects,
+            "changes": {str(epoch): self.changes(epoch) for epoch in range(2, self.epoch + 1)},
+            "changes_from_1": self.changes(since=1),
         }
+
+    def changes(self, epoch: int | None = None, since: int | None = None) -> dict[str, dict[str, Any]]:
+        """What changed per site from epoch `since` (default: the one before) to `epoch`
+        (default: this catalog's), JSON-serialisable: `price_changed` {product id:
+        {old, new}} of products listed at both epochs, `added` and `removed` product
+        ids (listing order) and `image_changed`, the URLs of listed products' images
+        whose bytes differ. Products added and removed in between are in neither list."""
+        epoch = self.epoch if epoch is None else epoch
+        since = epoch - 1 if since is None else since
+        if not 1 <= since <= epoch <= self.epoch:
+            raise ValueError(f"need 1 <= since <= epoch <= {self.epoch}, got since={since}, epoch={epoch}")
+        result = {}
+        for site in self.sites:
+            self._site(site)
+            before, after = self._history[site][since - 1], self._history[site][epoch - 1]
+            old_images = {image.url: image for product in before.products for image in product.images}
+            result[site] = {
+                "price_changed": {pid: {"old": before.by_id[pid].price, "new": product.price}
+                                  for pid, product in after.by_id.items()
+                                  if pid in before.by_id and before.by_id[pid].price != product.price},
+                "added": [p.product_id for p in after.products if p.product_id not in before.by_id],
+                "removed": [p.product_id for p in before.products if p.product_id not in after.by_id],
+                "image_changed": [image.url for product in after.products for image in product.images
+                                  if image.url in old_images and old_images[image.url] != image],
+            }
+        return result
 
     def write_ground_truth(self, path: str | Path) -> Path:
         path = Path(path)
@@ -224,15 +314,18 @@ class Catalog:
 
     # -- generation -------------------------------------------------------------------
     def _site(self, site: str) -> _SiteData:
-        data = self._site_data.get(site)
-        if data is None:
+        history = self._history.get(site)
+        if history is None:
             if site not in self.renderers:
                 raise KeyError(f"unknown site {site!r}; this catalog has {self.sites}")
             with self._lock:
-                data = self._site_data.get(site)
-                if data is None:
-                    data = self._site_data[site] = _SiteBuilder(self, site).build()
-        return data
+                history = self._history.get(site)
+                if history is None:
+                    history = [_SiteBuilder(self, site).build()]
+                    for epoch in range(2, self.epoch + 1):
+                        history.append(_SiteBuilder(self, site, f"epoch:{epoch}").evolve(history, epoch))
+                    self._history[site] = history
+        return history[-1]
 
     def _make_shared_models(self) -> list[_SharedModel]:
         # Few models for many shared slots: each is reused within and across sites.
@@ -251,13 +344,14 @@ class Catalog:
 
 class _SiteBuilder:
     """Generates one site's products: drafts first (what each product is), then the
-    planted mess, then text, ids, URLs and images."""
+    planted mess, then text, ids, URLs and images; or one epoch's changes to them.
+    `stream` names the random stream, so each epoch draws its own."""
 
-    def __init__(self, catalog: Catalog, site: str):
+    def __init__(self, catalog: Catalog, site: str, stream: str = "catalog"):
         self.catalog = catalog
         self.site = site
         self.renderer = catalog.renderers[site]
-        self.rng = random.Random(f"{catalog.seed}:{site}:catalog")
+        self.rng = random.Random(f"{catalog.seed}:{site}:{stream}")
         self.categories = tuple(self.renderer.categories)
         self.combos = {c: _category_combos(c, tuple(self.renderer.category_path(c))) for c in self.categories}
         # Watermarks name the storefront ("tiki.vn"), taken from its product URLs.
@@ -302,7 +396,60 @@ class _SiteBuilder:
 
         ids, shop_ids = self.renderer.new_ids(rng, [d.brand for d in ready])
         products = [self._finish(d, ids[i], shop_ids[i], defect_of.get(i)) for i, d in enumerate(ready)]
-        return self._index(products, ready)
+        categories_of = {p.product_id: [p.category] + ([d.extra_category] if d.extra_category else [])
+                         for p, d in zip(products, ready)}
+        return _SiteData.indexed(self.categories, products, categories_of, modified={})
+
+    def evolve(self, history: list[_SiteData], epoch: int) -> _SiteData:
+        """The site at `epoch`: the last of `history` (epochs 1..epoch-1) with this
+        epoch's changes. The changed products are disjoint draws, so each change is
+        seen on its own; new ids are never ones the site used before."""
+        previous, rates, rng = history[-1], self.catalog.epoch_rates, self.rng
+        listed = previous.products
+        order = rng.sample(range(len(listed)), len(listed))
+        n_removed, n_priced = (MessRates.count(rate, len(listed)) for rate in (rates.removed, rates.price))
+        removed = {listed[i].product_id for i in order[:n_removed]}
+        changed = {listed[i].product_id: replace(listed[i], price=_new_price(listed[i].price, rng))
+                   for i in order[n_removed:n_removed + n_priced]}
+        modified = {**previous.modified, **dict.fromkeys(changed, epoch)}
+        repaintable = [(listed[i], slot) for i in order[n_removed + n_priced:]
+                       if (slot := self._own_picture(listed[i])) is not None]
+        for product, slot in repaintable[:MessRates.count(rates.image, len(listed))]:
+            changed[product.product_id] = self._repainted(product, slot, epoch)
+        used = {pid for data in history for pid in data.by_id}
+        added = [self._new_product(used) for _ in range(MessRates.count(rates.added, len(listed)))]
+        products = [changed.get(p.product_id, p) for p in listed if p.product_id not in removed] + added
+        categories_of = {pid: cats for pid, cats in previous.categories_of.items() if pid not in removed}
+        categories_of.update({p.product_id: [p.category] for p in added})
+        modified.update(dict.fromkeys((p.product_id for p in added), epoch))
+        return _SiteData.indexed(self.categories, products, categories_of, modified)
+
+    def _new_product(self, used: set[str]) -> ShopProduct:
+        draft = self._plain_draft()
+        while True:
+            (product_id,), (shop_id,) = self.renderer.new_ids(self.rng, [draft.brand])
+            if product_id not in used:
+                used.add(product_id)
+                return self._finish(draft, product_id, shop_id, None)
+
+    def _own_picture(self, product: ShopProduct) -> int | None:
+        """The slot of a product's first unshared, untransformed, unbroken picture: the
+        one to change, so no planted duplicate or defect changes along with it."""
+        own = f"{self.site}-{product.product_id}-"
+        return next((slot for slot, image in enumerate(product.images)
+                     if image.picture_id.startswith(own) and image.transform == "original" and image.defect is None),
+                    None)
+
+    def _repainted(self, product: ShopProduct, slot: int, epoch: int) -> ShopProduct:
+        """The product with the picture at `slot` replaced by a new one under the same URL
+        (a seller re-uploading a photo): a new picture id, so it is no longer the old photo."""
+        old, catalog = product.images[slot], self.catalog
+        image = replace(old, picture_id=f"{old.picture_id}@{epoch}")
+        spec, watermark = catalog._render_specs[old.url]
+        catalog._images[old.url] = image
+        catalog._render_specs[old.url] = (replace(spec, pose=_pose(catalog.seed, image.picture_id)), watermark)
+        catalog._image_modified[old.url] = epoch
+        return replace(product, images=product.images[:slot] + (image,) + product.images[slot + 1:])
 
     # -- drafts -----------------------------------------------------------------------
     def _plain_draft(self) -> _Draft:
@@ -401,21 +548,22 @@ class _SiteBuilder:
                                 digest_size=16).hexdigest()
         image = ShopImage(url=self.renderer.image_url(token), picture_id=picture_id, transform=transform,
                           defect=defect, fmt="PNG" if defect == "huge" else "JPEG")
-        pose = int.from_bytes(hashlib.blake2b(f"{seed}:{picture_id}".encode(), digest_size=8).digest(), "big")
         self.catalog._images[image.url] = image
-        self.catalog._render_specs[image.url] = (PictureSpec(draft.kind, draft.colour, pose), self.shop_name)
+        self.catalog._render_specs[image.url] = (PictureSpec(draft.kind, draft.colour, _pose(seed, picture_id)),
+                                                 self.shop_name)
         return image
 
-    def _index(self, products: list[ShopProduct], drafts: list[_Draft]) -> _SiteData:
-        listings: dict[str, list[ShopProduct]] = {c: [] for c in self.categories}
-        categories_of: dict[str, list[str]] = {}
-        for product, draft in zip(products, drafts):
-            cats = [product.category] + ([draft.extra_category] if draft.extra_category else [])
-            categories_of[product.product_id] = cats
-            for category in cats:
-                listings[category].append(product)
-        return _SiteData(products=products, by_id={p.product_id: p for p in products}, listings=listings,
-                         categories_of=categories_of)
+
+def _pose(seed: int, picture_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{picture_id}".encode(), digest_size=8).digest(), "big")
+
+
+def _new_price(price: int, rng: random.Random) -> int:
+    """A different price, 5-20% up or down, as round as the old one (VND prices are whole thousands)."""
+    unit = 1000 if price % 1000 == 0 else 1
+    factor = rng.choice((0.8, 0.85, 0.9, 0.95, 1.05, 1.1, 1.15, 1.2))
+    new = max(unit, round(price * factor / unit) * unit)
+    return new if new != price else price + unit
 
 
 # -- text helpers ---------------------------------------------------------------------

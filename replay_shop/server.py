@@ -10,6 +10,11 @@ The detail faults instead take some products' detail answers away for good (a 40
 or the site's block answer, every attempt), decided per (seed, site, product), so a
 test can tell which products only their listing entry describes (`lost_detail`).
 
+Detail answers and images of the sites in `VALIDATED_SITES` carry an ETag and a
+Last-Modified, and a request whose If-None-Match / If-Modified-Since still matches is
+answered 304 with no body, so a recrawl can be checked for what it fetched again.
+`set_epoch` moves a running shop to another epoch of its catalog (see catalog.py).
+
 Use `running_shop(...)` in tests and benchmarks (a background thread with its own
 event loop) and `serve_forever(...)` for the command line.
 """
@@ -23,12 +28,15 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.helpers import ETAG_ANY
 from aiohttp.log import access_logger
 
-from replay_shop.catalog import Catalog
+from replay_shop.catalog import Catalog, epoch_time
 from replay_shop.records import Faults, ShopImage
 from replay_shop.pictures import content_type
 from replay_shop.sites.protocol import ShopReply, ShopRequest, SiteRenderer
@@ -40,11 +48,39 @@ FAULT_KINDS = ("http_429", "http_500", "slow", "block", "malformed_json", "trunc
 _ALWAYS_APPLICABLE = frozenset(("http_429", "http_500", "slow", "block"))
 # Likewise for a product's roll, once per product.
 DETAIL_FAULT_KINDS = ("detail_http_404", "detail_block")
+# Sites whose detail answers and images carry validators. No captured real header
+# says which shops send them (docs/sites.md), so two are chosen as the testable case.
+VALIDATED_SITES = frozenset(("tiki", "sendo"))
+REQUEST_KINDS = ("listing", "detail", "image")
+
+
+@dataclass(frozen=True)
+class _Validators:
+    """What an answer carries for conditional requests."""
+
+    etag: str  # unquoted
+    last_modified: datetime
+
+    def matched_by(self, request: web.Request) -> bool:
+        """Whether the client's copy is current. If-None-Match, when sent, decides
+        alone (RFC 9110), compared weakly; otherwise If-Modified-Since does."""
+        tags = request.if_none_match
+        if tags is not None:
+            return any(tag.value in (self.etag, ETAG_ANY) for tag in tags)
+        since = request.if_modified_since
+        return since is not None and self.last_modified <= since
+
+    def stamped(self, response: web.Response) -> web.Response:
+        response.etag = self.etag
+        response.last_modified = self.last_modified
+        return response
 
 
 class ReplayShop:
-    """The server and its bookkeeping: `stats` counts requests per host and faults
-    per kind; `url` is set once started."""
+    """The server and its bookkeeping: `stats` counts requests per host and per kind
+    (listing, detail, image: answers of the shop's renderers and CDNs, faulted or
+    not), faults per kind, images served, 304 answers per kind (`not_modified`) and
+    404s for what the shop does not know; `url` is set once started."""
 
     def __init__(self, catalog: Catalog, faults: Faults = Faults(), host: str = "127.0.0.1", port: int = 0,
                  access_log: bool = False):
@@ -55,7 +91,8 @@ class ReplayShop:
         self.port = port
         self.url = ""
         self.stats: dict[str, Any] = {"requests": 0, "requests_by_host": {}, "faults": {}, "images": 0,
-                                      "not_found": 0}
+                                      "not_found": 0, "requests_by_kind": dict.fromkeys(REQUEST_KINDS, 0),
+                                      "not_modified": {"detail": 0, "image": 0}}
         self._renderer_of_host: dict[str, SiteRenderer] = {}
         self._image_hosts: dict[str, SiteRenderer] = {}
         for renderer in catalog.renderers.values():
@@ -84,10 +121,16 @@ class ReplayShop:
             await self._runner.cleanup()
             self._runner = None
 
+    def set_epoch(self, epoch: int) -> None:
+        """Serve the catalog's `epoch` from now on (stats and fault counts go on)."""
+        self.catalog = self.catalog.at_epoch(epoch)
+        self._ground_truth_body = None
+
     def _make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/_shop/stats", self._stats)
         app.router.add_get("/_shop/ground_truth", self._ground_truth)
+        app.router.add_route("*", "/_shop/epoch", self._epoch)
         app.router.add_route("*", "/{host}/{path:.*}", self._handle)
         return app
 
@@ -100,11 +143,21 @@ class ReplayShop:
             self._ground_truth_body = json.dumps(self.catalog.ground_truth(), ensure_ascii=False).encode()
         return web.Response(body=self._ground_truth_body, content_type="application/json")
 
+    async def _epoch(self, request: web.Request) -> web.Response:
+        """GET: the epoch served; POST ?epoch=N: move to epoch N (for a shop run as a command)."""
+        if request.method == "POST":
+            epoch = request.query.get("epoch", "")
+            if not epoch.isdigit() or int(epoch) < 1:
+                return web.json_response({"error": "epoch must be a whole number from 1"}, status=400)
+            self.set_epoch(int(epoch))
+        elif request.method != "GET":
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+        return web.json_response({"epoch": self.catalog.epoch})
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         host = request.match_info["host"]
         path = "/" + request.match_info["path"]
-        by_host = self.stats["requests_by_host"]
-        by_host[host] = by_host.get(host, 0) + 1
+        self._count(self.stats["requests_by_host"], host)
         self.stats["requests"] += 1
         known = host in self._renderer_of_host or host in self._image_hosts
         if path == "/robots.txt":
@@ -120,12 +173,16 @@ class ReplayShop:
                                                           headers={k.lower(): v for k, v in request.headers.items()}))
         if reply is None:
             return self._not_found()
+        self._count(self.stats["requests_by_kind"], reply.kind)
         lost = self.lost_detail(renderer.site, reply.product_id) if reply.product_id is not None else None
         if lost is not None:  # every attempt: the per-URL faults and their cap never apply
             self._count_fault(lost)
             if lost == "detail_block":
                 return self._error_reply("block", renderer)
             return web.Response(status=404, text="Not Found")
+        validators = self._detail_validators(renderer, reply)
+        if validators is not None and validators.matched_by(request):
+            return await self._not_modified(key, "detail", validators, renderer)
         fault = self._fault(key, {"malformed_json"} if reply.is_json else set())
         if fault == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
@@ -134,7 +191,8 @@ class ReplayShop:
                                 headers={"Content-Type": reply.content_type})
         elif fault is not None:
             return self._error_reply(fault, renderer)
-        return web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type})
+        response = web.Response(status=reply.status, body=reply.body, headers={"Content-Type": reply.content_type})
+        return validators.stamped(response) if validators is not None else response
 
     def _image(self, request: web.Request, host: str, path: str) -> ShopImage | None:
         if host in self._renderer_of_host and host not in self._image_hosts:
@@ -145,6 +203,10 @@ class ReplayShop:
         return image or self.catalog.image_for("https:/" + request.raw_path)
 
     async def _serve_image(self, request: web.Request, key: str, host: str, image: ShopImage) -> web.StreamResponse:
+        self._count(self.stats["requests_by_kind"], "image")
+        validators = self._image_validators(host, image)
+        if validators is not None and validators.matched_by(request):
+            return await self._not_modified(key, "image", validators, None)
         loop = asyncio.get_running_loop()
         # Rendering runs off the event loop: Pillow releases the GIL, and a planted
         # huge image must not stall every other connection.
@@ -159,7 +221,37 @@ class ReplayShop:
             # CDNs refuse with a bare 403, not with the shop API's block body.
             return self._error_reply(fault, None)
         self.stats["images"] += 1
-        return web.Response(body=body, headers={"Content-Type": ctype})
+        response = web.Response(body=body, headers={"Content-Type": ctype})
+        return validators.stamped(response) if validators is not None else response
+
+    # -- validators ---------------------------------------------------------------------
+    def _detail_validators(self, renderer: SiteRenderer, reply: ShopReply) -> _Validators | None:
+        """A hash of the body, and the epoch the product last changed."""
+        if renderer.site not in VALIDATED_SITES or reply.product_id is None or reply.status != 200:
+            return None
+        return _Validators(etag=hashlib.blake2b(reply.body, digest_size=16).hexdigest(),
+                           last_modified=epoch_time(self.catalog.modified_epoch(renderer.site, reply.product_id)))
+
+    def _image_validators(self, host: str, image: ShopImage) -> _Validators | None:
+        """A hash of the image record rather than of the body: the record determines
+        the bytes, and a 304 then renders nothing."""
+        renderer = self._image_hosts.get(host)
+        if renderer is None or renderer.site not in VALIDATED_SITES:
+            return None
+        return _Validators(etag=hashlib.blake2b(repr(image).encode(), digest_size=16).hexdigest(),
+                           last_modified=epoch_time(self.catalog.image_modified_epoch(image)))
+
+    async def _not_modified(self, key: str, kind: str, validators: _Validators,
+                            renderer: SiteRenderer | None) -> web.Response:
+        """A 304, unless the URL's fault roll says otherwise: a bodiless answer can
+        still be throttled, refused or slow, but never malformed or truncated."""
+        fault = self._fault(key, set())
+        if fault == "slow":
+            await asyncio.sleep(self.faults.slow_seconds)
+        elif fault is not None:
+            return self._error_reply(fault, renderer)
+        self._count(self.stats["not_modified"], kind)
+        return validators.stamped(web.Response(status=304))
 
     # -- faults -------------------------------------------------------------------------
     def _fault(self, key: str, applicable: set[str]) -> str | None:
@@ -198,7 +290,10 @@ class ReplayShop:
         return None
 
     def _count_fault(self, kind: str) -> None:
-        counts = self.stats["faults"]
+        self._count(self.stats["faults"], kind)
+
+    @staticmethod
+    def _count(counts: dict[str, int], kind: str) -> None:
         counts[kind] = counts.get(kind, 0) + 1
 
     def _error_reply(self, fault: str, renderer: SiteRenderer | None) -> web.Response:

@@ -23,13 +23,13 @@ from tests.builders import FakeRenderer
 
 
 
-def get(shop, real_url: str) -> tuple[int, dict[str, str], bytes]:
+def get(shop, real_url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """GET a real URL through the shop, as the replay download handler sends it."""
     parts = urlsplit(real_url)
     wire = f"/{parts.netloc}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
     connection = http.client.HTTPConnection("127.0.0.1", shop.port, timeout=10)
     try:
-        connection.request("GET", wire)
+        connection.request("GET", wire, headers=headers or {})
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -83,6 +83,8 @@ def test_stats_and_ground_truth_endpoints(fake_shop):
     stats = _local_json(fake_shop, "/_shop/stats")
     assert stats["requests_by_host"] == {"tiki.example": 1, "img.tiki.example": 1}
     assert stats["requests"] == 2 and stats["images"] == 1 and stats["faults"] == {}
+    assert stats["requests_by_kind"] == {"listing": 1, "detail": 0, "image": 1}
+    assert stats["not_modified"] == {"detail": 0, "image": 0}
     truth = _local_json(fake_shop, "/_shop/ground_truth")
     assert truth == json.loads(json.dumps(fake_shop.catalog.ground_truth()))
 
@@ -215,13 +217,17 @@ def test_replay_shop_command_parses_its_options():
     args = build_parser().parse_args(["replay-shop", "--port", "0", "--seed", "3", "--faults", "default"])
     assert (args.port, args.seed, args.faults, args.products_per_site, args.host) == (0, 3, "default", 200,
                                                                                       "127.0.0.1")
+    assert args.epoch == 1 and build_parser().parse_args(["replay-shop", "--epoch", "3"]).epoch == 3
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["replay-shop", "--epoch", bad])
 
 
 def test_replay_shop_command_serves_until_interrupted(tmp_path):
     truth = tmp_path / "truth.json"
     process = subprocess.Popen(
         [sys.executable, "-c", "from clipshoe_pipeline.cli import main; raise SystemExit(main())", "replay-shop",
-         "--port", "0", "--products-per-site", "5", "--ground-truth", str(truth)],
+         "--port", "0", "--products-per-site", "5", "--epoch", "2", "--ground-truth", str(truth)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         lines = [process.stdout.readline(), process.stdout.readline()]
@@ -231,7 +237,8 @@ def test_replay_shop_command_serves_until_interrupted(tmp_path):
         connection.request("GET", "/_shop/stats")
         assert connection.getresponse().status == 200
         connection.close()  # a kept-alive connection would leave the server a connection to drain on shutdown
-        assert json.loads(truth.read_text(encoding="utf-8"))["products_per_site"] == 5
+        written = json.loads(truth.read_text(encoding="utf-8"))
+        assert (written["products_per_site"], written["epoch"], list(written["changes"])) == (5, 2, ["2"])
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0

@@ -14,11 +14,12 @@ from replay_shop.sites.protocol import ShopReply
 T = TypeVar("T")
 
 
-def json_reply(payload: object, status: int = 200, *, product_id: str | None = None) -> ShopReply:
+def json_reply(payload: object, status: int = 200, *, product_id: str | None = None,
+               missing_product: bool = False) -> ShopReply:
     """A JSON answer, UTF-8 and not ASCII-escaped, as the real APIs send it; `product_id`
-    for the detail answer of that product."""
+    for the detail answer of that product, `missing_product` for the detail answer of none."""
     return ShopReply(status=status, body=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
-                     product_id=product_id)
+                     product_id=product_id, missing_product=missing_product)
 
 
 def int_arg(query: dict[str, str], name: str, default: int) -> int:

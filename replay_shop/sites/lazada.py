@@ -176,7 +176,7 @@ class LazadaRenderer:
         if product is None:
             missing = ("<!DOCTYPE html><html lang=\"vi\"><head><title>Lazada.vn</title></head>"
                        "<body><h1>Rất tiếc, không tìm thấy trang bạn yêu cầu</h1></body></html>")
-            return ShopReply(status=404, body=missing.encode(), content_type=_HTML)
+            return ShopReply(status=404, body=missing.encode(), content_type=_HTML, missing_product=True)
         tracking = {
             "pdt_name": product.title,
             "pdt_sku": product.product_id,

@@ -24,10 +24,16 @@ class ShopReply:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     product_id: str | None = None  # set on a product's detail answer: the server's per-product faults key on it
+    missing_product: bool = False  # the site's own "not found" for a detail request (an id it does not list)
 
     @property
     def is_json(self) -> bool:
         return self.content_type.startswith("application/json")
+
+    @property
+    def kind(self) -> str:
+        """Which kind of request the server counts this answer as: "detail" or "listing"."""
+        return "detail" if self.product_id is not None or self.missing_product else "listing"
 
 
 class ProductSource(Protocol):

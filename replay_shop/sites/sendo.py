@@ -103,7 +103,8 @@ class SendoRenderer:
         product = catalog.product(self.site, match.group(1)) if match else None
         # The slug must match too: the path is the product's address, not just its id.
         if product is None or product_path(product) != f"{path}.html":
-            return json_reply({"status": 404, "error": {"message": "Không tìm thấy sản phẩm"}}, status=404)
+            return json_reply({"status": 404, "error": {"message": "Không tìm thấy sản phẩm"}}, status=404,
+                              missing_product=True)
         return json_reply({"data": self._detail_data(product)}, product_id=product.product_id)
 
     # -- shapes ------------------------------------------------------------------

@@ -111,7 +111,8 @@ class ShopeeRenderer:
         product = catalog.product(self.site, query.get("item_id", ""))
         # The shop id is part of the address: a wrong one finds nothing, as on the site.
         if product is None or product.shop_id != query.get("shop_id"):
-            return json_reply({"bff_meta": None, "error": ITEM_NOT_FOUND, "error_msg": None, "data": None})
+            return json_reply({"bff_meta": None, "error": ITEM_NOT_FOUND, "error_msg": None, "data": None},
+                              missing_product=True)
         return json_reply({"bff_meta": None, "error": None, "error_msg": None, "data": self._detail_data(product)},
                           product_id=product.product_id)
 

@@ -131,7 +131,8 @@ class TikiRenderer:
     def _detail(self, catalog: ProductSource, product_id: str) -> ShopReply:
         product = catalog.product(self.site, product_id)
         if product is None:
-            return json_reply({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404)
+            return json_reply({"error": {"code": 404, "message": "Không tìm thấy sản phẩm"}}, status=404,
+                              missing_product=True)
         return json_reply(self._detail_data(product), product_id=product.product_id)
 
     # -- shapes ------------------------------------------------------------------

@@ -168,7 +168,7 @@ class ZaloraRenderer:
         if product is None:
             missing = ("<!DOCTYPE html><html lang=\"en\"><head><title>Page not found | ZALORA Malaysia</title></head>"
                        "<body><h1>Sorry, the page you are looking for cannot be found.</h1></body></html>")
-            return ShopReply(status=404, body=missing.encode(), content_type=_HTML)
+            return ShopReply(status=404, body=missing.encode(), content_type=_HTML, missing_product=True)
         sku = product.product_id
         ld_product: dict[str, Any] = {
             "@context": "https://schema.org",
