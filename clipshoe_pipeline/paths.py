@@ -82,6 +82,25 @@ class DataPaths:
         """The last crawl's Scrapy log; outside the job dir so it outlives a success."""
         return self.crawl_dir(site) / "crawl.log"
 
+    def crawl_listing_state(self, site: str) -> Path:
+        """Per product of the site: its listing fingerprint and last full read, as the
+        crawls so far left them; kept between crawls (scrapers.interface.update_listing_state)."""
+        return self.crawl_dir(site) / "listings.jsonl"
+
+    def crawl_known_products(self, site: str) -> Path:
+        """The next crawl's CLIPSHOE_KNOWN_PRODUCTS, written before it starts."""
+        return self.crawl_dir(site) / "known_products.jsonl"
+
+    @property
+    def image_index(self) -> Path:
+        """Image URL -> stored image and when it was fetched (the crawl's CLIPSHOE_IMAGE_INDEX)."""
+        return self.images / "index.sqlite"
+
+    @property
+    def http_cache(self) -> Path:
+        """Product pages with their validators, for conditional requests (the crawl's HTTPCACHE_DIR)."""
+        return self.root / "cache" / "http"
+
     @property
     def normalised_images(self) -> Path:
         """Normalised JPEGs (curation), keyed by the original's sha256."""

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scrapers.journal import ITEMS, REJECTIONS, read_jsonl
+from clipshoe_common.files import atomic_file
+from scrapers.journal import ITEMS, LISTINGS, REJECTIONS, read_jsonl
 
 STATS_FILE = "stats.json"
 VERDICT_STAT = "clipshoe/verdict"
@@ -42,6 +43,17 @@ RESUMED_ITEMS_STAT = "clipshoe/resumed_items"
 DETAIL_UNAVAILABLE_PREFIX = "clipshoe/detail_unavailable/"
 IMAGES_OK_STAT = "clipshoe/images/ok"
 IMAGES_FAILED_PREFIX = "clipshoe/images/failed/"
+# Of the images ok, those rebuilt from the image index (CLIPSHOE_IMAGE_INDEX), not downloaded.
+IMAGES_REUSED_STAT = "clipshoe/images/reused"
+# Product pages not requested because the listing entry is unchanged since a full read
+# younger than CLIPSHOE_DETAIL_MAX_AGE_DAYS (the known row is collected instead); and
+# those requested although unchanged, their last full read being too old.
+DETAILS_SKIPPED_STAT = "clipshoe/details/skipped_unchanged"
+DETAILS_STALE_STAT = "clipshoe/details/refreshed_stale"
+# Scrapy's HTTP cache: product pages the shop answered 304 Not Modified to (or a 5xx,
+# the cached page then standing in), and those still fresh by their own cache headers.
+DETAILS_REVALIDATED_STAT = "httpcache/revalidate"
+DETAILS_CACHE_HIT_STAT = "httpcache/hit"
 # Block pages seen (each retried), per block kind; the total; those still blocked after retries.
 BLOCKED_PREFIX = "clipshoe/blocked/"
 BLOCKED_STAT = BLOCKED_PREFIX + "count"
@@ -106,6 +118,26 @@ class CrawlOutput:
         return self._counts(DETAIL_UNAVAILABLE_PREFIX)
 
     @property
+    def details_skipped_unchanged(self) -> int:
+        return self._stat(DETAILS_SKIPPED_STAT)
+
+    @property
+    def details_refreshed_stale(self) -> int:
+        return self._stat(DETAILS_STALE_STAT)
+
+    @property
+    def details_revalidated(self) -> int:
+        return self._stat(DETAILS_REVALIDATED_STAT)
+
+    @property
+    def details_from_cache(self) -> int:
+        return self._stat(DETAILS_CACHE_HIT_STAT)
+
+    @property
+    def images_reused(self) -> int:
+        return self._stat(IMAGES_REUSED_STAT)
+
+    @property
     def requests(self) -> int:
         return self._stat("downloader/request_count")
 
@@ -148,6 +180,11 @@ class CrawlOutput:
         """Dropped items, failed pages and failed images: site, stage, reason, product_id, url, image_url."""
         return read_jsonl(self.job / REJECTIONS)
 
+    def listings(self) -> Iterator[dict[str, Any]]:
+        """Per product read in full (or kept unchanged): product_id, listing_fingerprint,
+        detail_read_at; what the next crawl's known products are built from."""
+        return read_jsonl(self.job / LISTINGS)
+
 
 def read_crawl_output(job: Path) -> CrawlOutput:
     """The crawl that ran (or is running) in JOBDIR `job`: the one way the pipeline
@@ -160,3 +197,29 @@ def forget_verdict(job: Path) -> None:
     """Remove a closed crawl's stats, so a verdict left by an earlier attempt is not
     mistaken for the next one's."""
     (job / STATS_FILE).unlink(missing_ok=True)
+
+
+def write_known_products(path: Path, rows: Iterable[Mapping[str, Any]], listing_state: Path) -> Path:
+    """Write the crawl's CLIPSHOE_KNOWN_PRODUCTS file (scrapers.journal.KnownProducts) to
+    `path`: each of `rows` (the site's raw_products rows, as ProductItem dicts) whose
+    listing state is known (`listing_state`, kept by update_listing_state). A product
+    without one has its page read."""
+    state = {entry["product_id"]: entry for entry in read_jsonl(listing_state)}
+    with atomic_file(path, "w") as sink:
+        for row in rows:
+            entry = state.get(row["product_id"])
+            if entry is not None:
+                sink.write(json.dumps({**entry, "row": dict(row)}, ensure_ascii=False) + "\n")
+    return path
+
+
+def update_listing_state(path: Path, output: CrawlOutput, collected: Iterable[str]) -> None:
+    """Fold a published crawl's listing states into the file kept between crawls: this
+    crawl's where it has one; none for a product it collected without (kept from its
+    listing alone: its page must be read next time); the earlier one for a product it did
+    not see."""
+    collected = set(collected)
+    state = {entry["product_id"]: entry for entry in read_jsonl(path) if entry["product_id"] not in collected}
+    state.update((entry["product_id"], entry) for entry in output.listings())
+    with atomic_file(path, "w") as sink:
+        sink.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in state.values())

@@ -12,6 +12,7 @@ import random
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest
+from scrapy.extensions.httpcache import RFC2616Policy
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.httpobj import urlparse_cached
@@ -203,6 +204,24 @@ class MalformedResponseMiddleware:
         self.crawler.signals.send_catch_log(page_failed, site=self.crawler.spider.name, url=response.url,
                                             reason=reason,
                                             product_id=request.meta.get(PRODUCT_ID_META) if request else None)
+
+
+class DetailPageCachePolicy(RFC2616Policy):
+    """Scrapy's RFC 2616 cache policy for product pages only (ShopSpider.product_request
+    marks them): a page stored with its ETag or Last-Modified is asked for again with
+    If-None-Match / If-Modified-Since, and a 304 stands for the stored page. Listings
+    must be fetched afresh (they are how a crawl learns what changed), images have their
+    own index (CLIPSHOE_IMAGE_INDEX), and robots.txt is never worth storing."""
+
+    def should_cache_request(self, request: Request) -> bool:
+        if not request.meta.get(PRODUCT_ID_META):
+            return False
+        # A product page is only requested when it may have changed (KnownProducts), so a
+        # stored copy is never served unasked, however fresh its headers call it: max-age=0
+        # (what a browser's reload sends) makes the policy revalidate it with the shop.
+        # Set before the policy first parses the request's Cache-Control (it caches that).
+        request.headers.setdefault(b"Cache-Control", b"max-age=0")
+        return super().should_cache_request(request)
 
 
 class MediaFailureMiddleware:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import logging
+import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,10 @@ from scrapy.pipelines.files import FilesPipeline
 from clipshoe_common.files import write_once
 from scrapers import settings as defaults
 from scrapers.blocks import detect_block
-from scrapers.items import InvalidItem, ProductItem, validate
-from scrapers.interface import (DETAIL_UNAVAILABLE_PREFIX, IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, ITEMS_STAT,
-                                RESUMED_ITEMS_STAT)
-from scrapers.journal import Journal
+from scrapers.items import InvalidItem, ProductItem, utc_now_iso, validate
+from scrapers.interface import (DETAIL_UNAVAILABLE_PREFIX, IMAGES_FAILED_PREFIX, IMAGES_OK_STAT, IMAGES_REUSED_STAT,
+                                ITEMS_STAT, RESUMED_ITEMS_STAT)
+from scrapers.journal import Journal, KnownProducts
 from scrapers.middlewares import FAILURE_HEADER, MEDIA_META
 from scrapers.signals import page_failed
 
@@ -56,6 +59,37 @@ class ValidationPipeline:
         return item
 
 
+class ImageIndex:
+    """Image URL -> the image stored from it (its `images` result) and when it was fetched.
+
+    Scrapy's FilesPipeline keys its store by URL and re-reads a stored file to check
+    it; this store is content-addressed, so the URL -> content record is kept here.
+    SQLite because every site's crawl shares the store and may write side by side.
+    Only stored images are recorded: a failed one is tried again by the next crawl."""
+
+    def __init__(self, path: Path, max_age: timedelta):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_age = max_age
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)  # autocommit: a kill loses nothing
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS images (url TEXT PRIMARY KEY, fetched_at TEXT NOT NULL, "
+                        "result TEXT NOT NULL)")
+
+    def fresh(self, url: str, now: datetime | None = None) -> dict[str, Any] | None:
+        """The recorded result for `url` if fetched within the maximum age."""
+        found = self.db.execute("SELECT fetched_at, result FROM images WHERE url = ?", (url,)).fetchone()
+        if found is None or (now or datetime.now(timezone.utc)) - datetime.fromisoformat(found[0]) >= self.max_age:
+            return None
+        return json.loads(found[1])
+
+    def record(self, result: dict[str, Any], fetched_at: str | None = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO images (url, fetched_at, result) VALUES (?, ?, ?)",
+                        (result["url"], fetched_at or utc_now_iso(), json.dumps(result)))
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class ContentAddressedImagesPipeline(FilesPipeline):
     """Download `image_urls` into `<store>/<sha256[:2]>/<sha256>.<ext>`.
 
@@ -63,6 +97,11 @@ class ContentAddressedImagesPipeline(FilesPipeline):
     image gets a result in `images` (same order as `image_urls`): either
     `{url, status: "ok", path, sha256, bytes, width, height, format}` or
     `{url, status: "failed", reason}` — never silently missing.
+
+    An image URL stored before is not downloaded again: the image index
+    (CLIPSHOE_IMAGE_INDEX) gives its result back while it is younger than
+    CLIPSHOE_IMAGE_MAX_AGE_DAYS and its file is still in the store. An item that comes
+    with its `images` (a known row collected again, ShopSpider.product_request) keeps them.
     """
 
     def __init__(self, store_uri, *, crawler=None, **kwargs):
@@ -73,6 +112,9 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         self.min_side = settings.getint("CLIPSHOE_IMAGE_MIN_SIDE", defaults.CLIPSHOE_IMAGE_MIN_SIDE)
         self.journal = Journal.of(crawler)
         self.stats = crawler.stats
+        index = settings.get("CLIPSHOE_IMAGE_INDEX")
+        days = settings.getfloat("CLIPSHOE_IMAGE_MAX_AGE_DAYS", defaults.CLIPSHOE_IMAGE_MAX_AGE_DAYS)
+        self.index = ImageIndex(Path(index), timedelta(days=days)) if index else None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -81,7 +123,13 @@ class ContentAddressedImagesPipeline(FilesPipeline):
             raise ValueError("CLIPSHOE_IMAGES_STORE is empty: set it to the image store directory")
         return cls(store, crawler=crawler)
 
+    def close_spider(self, spider=None):
+        if self.index is not None:
+            self.index.close()
+
     def get_media_requests(self, item, info):
+        if item.images:  # resolved by an earlier crawl
+            return []
         return [
             # CDN hosts are not the spider's allowed_domains: images are never offsite.
             Request(url, meta={MEDIA_META: True, "download_maxsize": self.max_bytes, "allow_offsite": True})
@@ -89,7 +137,13 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         ]
 
     def media_to_download(self, request, info, *, item=None):
-        return None  # content-addressed: the path is known only after download
+        """The recorded result of an image fetched recently whose file is still stored,
+        so no request is made; None: download it (the path is known only after)."""
+        result = self.index.fresh(request.url) if self.index is not None else None
+        if result is None or not (self.store_dir / result["path"]).exists():
+            return None
+        self.stats.inc_value(IMAGES_REUSED_STAT)
+        return result
 
     async def media_downloaded(self, response: Response, request: Request, info, *, item=None) -> dict[str, Any]:
         failure = response.headers.get(FAILURE_HEADER)
@@ -121,8 +175,11 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         digest = hashlib.sha256(body).hexdigest()
         relative = f"{digest[:2]}/{digest}.{_EXTENSIONS.get(fmt, 'bin')}"
         write_once(self.store_dir / relative, body)
-        return {"url": url, "status": "ok", "path": relative, "sha256": digest, "bytes": len(body),
-                "width": width, "height": height, "format": fmt, "reason": None}
+        result = {"url": url, "status": "ok", "path": relative, "sha256": digest, "bytes": len(body),
+                  "width": width, "height": height, "format": fmt, "reason": None}
+        if self.index is not None:
+            self.index.record(result)
+        return result
 
     def item_completed(self, results, item: ProductItem, info):
         by_url = {}
@@ -131,9 +188,10 @@ class ContentAddressedImagesPipeline(FilesPipeline):
                 by_url[result["url"]] = result
             else:  # a bug in our own code path, not a download failure: keep it visible
                 logger.error("Image pipeline error: %s", result.getErrorMessage())
+        kept = {image["url"]: image for image in item.images}
         images = []
         for url in item.image_urls:
-            result = by_url.get(url) or _failed(url, "pipeline_error")
+            result = kept.get(url) or by_url.get(url) or _failed(url, "pipeline_error")
             images.append(result)
             if result["status"] == "ok":
                 self.stats.inc_value(IMAGES_OK_STAT)
@@ -164,11 +222,13 @@ def _cut_short(fmt: str, body: bytes) -> bool:
 class JournalPipeline:
     """Last stage: drop repeats of a product (also across a resumed crawl) and append
     each kept item to the crash-safe journal, counting those kept from their listing
-    entry alone; record pages that failed for good."""
+    entry alone, and its listing state for the next crawl (KnownProducts); record pages
+    that failed for good."""
 
     def __init__(self, crawler):
         self.stats = crawler.stats
         self.journal = Journal.of(crawler)
+        self.known = KnownProducts.of(crawler)
         self.seen: set[str] = set()
         crawler.signals.connect(self.record_failed_page, signal=page_failed)
 
@@ -186,6 +246,9 @@ class JournalPipeline:
             raise DropItem(f"duplicate product {item.site}:{item.product_id}")
         self.seen.add(item.product_id)
         self.journal.append_item(dataclasses.asdict(item))
+        state = self.known.listing_state(item)
+        if state is not None:
+            self.journal.append_listing(state)
         self.stats.inc_value(ITEMS_STAT)
         if item.detail_unavailable:
             self.stats.inc_value(f"{DETAIL_UNAVAILABLE_PREFIX}{item.detail_unavailable}")

@@ -62,6 +62,24 @@ DOWNLOAD_HANDLERS = {
 CLIPSHOE_IMAGES_STORE = "data/images"
 CLIPSHOE_IMAGE_MAX_BYTES = 10 * 1024 * 1024  # larger bodies are cancelled mid-download
 CLIPSHOE_IMAGE_MIN_SIDE = 80  # pixels; thumbnails and tracking pixels are useless for CLIP
+
+# --- Incremental recrawls: nothing fetched twice without need ------------------
+# The image index (SQLite: image URL -> the stored image and when it was fetched), shared
+# by every site's crawl; the crawler resource passes the data dir's. Empty: every image
+# is downloaded. An entry older than the maximum age is fetched again (a CDN may reuse a URL).
+CLIPSHOE_IMAGE_INDEX = ""
+CLIPSHOE_IMAGE_MAX_AGE_DAYS = 30
+# The site's products as the last crawl left them (JSON lines, scrapers.journal.KnownProducts),
+# written by the raw_products asset before the crawl. Empty: every product page is read.
+# A product whose listing entry is unchanged skips its page unless its last full read is
+# older than the maximum age (descriptions and attributes change without the listing showing it).
+CLIPSHOE_KNOWN_PRODUCTS = ""
+CLIPSHOE_DETAIL_MAX_AGE_DAYS = 7
+# Product pages that are read are asked for conditionally where the shop sent validators
+# (ETag, Last-Modified); only they are cached (DetailPageCachePolicy). Off for a bare
+# `scrapy crawl`: the crawler resource turns it on with HTTPCACHE_DIR under the data dir.
+HTTPCACHE_ENABLED = False
+HTTPCACHE_POLICY = "scrapers.middlewares.DetailPageCachePolicy"
 ITEM_PIPELINES = {
     "scrapers.pipelines.ValidationPipeline": 100,
     "scrapers.pipelines.ContentAddressedImagesPipeline": 500,

@@ -50,7 +50,7 @@ def test_crawl_asset_publishes_every_listed_product(data_dir):
     assert set(table.column("product_id").to_pylist()) == expected
     assert not paths.crawl_jobdir("sendo").exists(), "a finished crawl leaves no job dir behind"
     assert all(check.passed for check in result.get_asset_check_evaluations())
-    assert len(result.get_asset_check_evaluations()) == 4  # three checks and the failed-page ratio
+    assert len(result.get_asset_check_evaluations()) == 5  # four checks and the failed-page ratio
 
 
 def test_blocked_crawl_fails_the_asset_with_a_clear_message(data_dir):

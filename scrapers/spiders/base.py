@@ -1,5 +1,6 @@
 """What every shop spider shares: category configuration, page/item caps, resume
-skipping, strict JSON loading, and keeping a product whose page failed for good from
+skipping, skipping the pages of products unchanged since the last crawl, strict JSON
+loading, and keeping a product whose page failed for good from
 its listing entry. Site spiders implement `listing_request` and their parse
 callbacks; they never store anything."""
 
@@ -12,9 +13,9 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
-from scrapers.interface import FAILED_PAGES_PREFIX, PAGES_STAT
+from scrapers.interface import DETAILS_SKIPPED_STAT, DETAILS_STALE_STAT, FAILED_PAGES_PREFIX, PAGES_STAT
 from scrapers.items import ProductItem
-from scrapers.journal import Journal
+from scrapers.journal import Journal, KnownProducts
 from scrapers.middlewares import LISTING_KWARG, PRODUCT_ID_META, MalformedResponse, failure_reason, listing_fallback
 from scrapers.signals import page_failed
 from scrapers.replay import REPLAY_PACE, replay_base
@@ -98,13 +99,22 @@ class ShopSpider(scrapy.Spider):
             return []
         return [self._reported(self.listing_request(category, page + 1))]
 
-    def product_request(self, url: str, listing: ProductItem, **kwargs: Any) -> scrapy.Request:
-        """A detail-page request for the product a listing entry shows. `listing` is the
-        item that entry alone makes; the callback gets it as `listing` and completes it
-        from the page. Should the page fail for good (HTTP error, block or malformed
-        body after retries), it is counted as a failed page and `listing` is kept in its
-        stead, marked with the reason: a listing usually holds a usable item, and
-        validation still drops the ones without a title or an image."""
+    def product_request(self, url: str, listing: ProductItem, **kwargs: Any) -> scrapy.Request | ProductItem:
+        """A detail-page request for the product a listing entry shows, or the product's
+        known row when its page need not be read again (KnownProducts: listing entry
+        unchanged since a full read younger than CLIPSHOE_DETAIL_MAX_AGE_DAYS); either is
+        yielded as it comes. `listing` is the item that entry alone makes; the callback
+        gets it as `listing` and completes it from the page. Should the page fail for good
+        (HTTP error, block or malformed body after retries), it is counted as a failed
+        page and `listing` is kept in its stead, marked with the reason: a listing usually
+        holds a usable item, and validation still drops the ones without a title or an image."""
+        known = KnownProducts.of(self.crawler)
+        entry = known.unchanged(listing)
+        if entry is not None:
+            if not known.stale(entry):
+                self.crawler.stats.inc_value(DETAILS_SKIPPED_STAT)
+                return known.item(entry)
+            self.crawler.stats.inc_value(DETAILS_STALE_STAT)
         request = scrapy.Request(url, errback=self.on_request_failed, cb_kwargs={LISTING_KWARG: listing}, **kwargs)
         request.meta[PRODUCT_ID_META] = listing.product_id
         return request

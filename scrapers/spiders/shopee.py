@@ -104,7 +104,7 @@ class ShopeeSpider(ShopSpider):
         return scrapy.Request(f"{LISTING_URL}?{urlencode(query)}", headers=API_HEADERS,
                               callback=self.parse_listing, cb_kwargs={"category": category, "page": page})
 
-    def detail_request(self, item_id: str, shop_id: str, entry: dict[str, Any]) -> scrapy.Request:
+    def detail_request(self, item_id: str, shop_id: str, entry: dict[str, Any]) -> scrapy.Request | ProductItem:
         query = {"item_id": item_id, "shop_id": shop_id, "tz_offset_minutes": 420, "detail_level": 0}
         listing = self.listing_item(item_id, shop_id, entry)
         return self.product_request(f"{DETAIL_URL}?{urlencode(query)}", listing,

@@ -133,7 +133,7 @@ class TikiSpider(ShopSpider):
         current, last = to_float(paging.get("current_page")), to_float(paging.get("last_page"))
         return current is None or last is None or current < last
 
-    def detail_request(self, product_id: str, entry: dict[str, Any]) -> scrapy.Request:
+    def detail_request(self, product_id: str, entry: dict[str, Any]) -> scrapy.Request | ProductItem:
         url = DETAIL_URL.format(product_id=product_id)
         spid = seller_product_id(entry)
         if spid:

@@ -23,9 +23,11 @@ import shutil
 from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clipshoe_common.files import tail
@@ -51,6 +53,8 @@ LOG_TAIL_LINES = 30
 # (blocked, empty) or cannot be published fails for good (dg.Failure(allow_retries=False)).
 CRAWL_RETRIES = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 STALE_AFTER = timedelta(days=8)  # the weekly schedule plus a day of slack
+# Parquet gives maps back as lists of pairs; the crawl's items hold dicts.
+MAP_COLUMNS = tuple(field.name for field in RAW_PRODUCTS_SCHEMA if pa.types.is_map(field.type))
 
 
 class CrawlConfig(dg.Config):
@@ -99,8 +103,11 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
     # Pipes raises a non-public DagsterPipesExecutionError on a non-zero exit; any
     # failure to run the crawl is handled the same way. An interrupted run raises a
     # BaseException, which passes through untouched.
+    # What the site's products were, so unchanged ones are not fetched again; the run
+    # config can set CLIPSHOE_KNOWN_PRODUCTS to "" for a full recrawl.
+    settings = {"CLIPSHOE_KNOWN_PRODUCTS": str(write_known_products(site, paths)), **config.settings}
     try:
-        crawler.crawl(context, site, paths, settings=config.settings, spider_args=config.spider_args())
+        crawler.crawl(context, site, paths, settings=settings, spider_args=config.spider_args())
         crawl_error = None
     except Exception as exc:
         crawl_error = exc
@@ -110,6 +117,20 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
                            check_results=[failed_pages_check(output, config)])
     shutil.rmtree(job)  # done: the next crawl of this site starts fresh
     return result
+
+
+def write_known_products(site: str, paths: DataPaths) -> Path:
+    """The site's raw_products rows with their listing state, for the crawl to skip the
+    pages (and keep the rows) of products whose listing entry did not change."""
+    parquet = paths.raw_products_parquet(site)
+    rows = pq.read_table(parquet).to_pylist() if parquet.exists() else []
+    return interface.write_known_products(paths.crawl_known_products(site), map(item_row, rows),
+                                          paths.crawl_listing_state(site))
+
+
+def item_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw_products row as the crawl's item (ProductItem dict) it was written from."""
+    return {**row, **{name: dict(row[name]) for name in MAP_COLUMNS if row[name] is not None}}
 
 
 def raise_unless_publishable(site: str, paths: DataPaths, crawl_error: Exception | None) -> None:
@@ -154,13 +175,16 @@ def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: st
     started = history.crawl_started_at(crawled)
     parquet_path = paths.raw_products_parquet(site)
     previous = pq.read_table(parquet_path) if parquet_path.exists() else None
-    table = raw_products_table(history.latest_state(crawled, previous))
+    # In product order: the journal's is the order pages happened to arrive in, and an
+    # unchanged recrawl must leave the file byte-identical.
+    table = raw_products_table(sorted(history.latest_state(crawled, previous), key=lambda row: row["product_id"]))
     rejections, recovered = current_rejections(output.rejections(), rows)
     # Rejections and observations first: raw_products never shows a crawl whose record is missing.
     write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
     write_parquet_atomic(history.observations(crawled, started),
                          paths.observations_parquet(site, history.crawl_file_name(started)))
     write_parquet_atomic(table, parquet_path)
+    interface.update_listing_state(paths.crawl_listing_state(site), output, (row["product_id"] for row in rows))
     catalog.publish("raw_products", "rejections", "product_observations", "product_history")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": table.num_rows,
@@ -254,6 +278,12 @@ def crawl_metadata(rows: list[dict[str, Any]], output: CrawlOutput) -> dict[str,
         "images_ok": len(images) - sum(failed.values()),
         "images_failed": sum(failed.values()),
         "images_failed_by_reason": dg.MetadataValue.json(dict(failed)),
+        # Incremental recrawl: what was not fetched again (scrapers.interface).
+        "details_skipped_unchanged": output.details_skipped_unchanged,
+        "details_refreshed_stale": output.details_refreshed_stale,
+        "details_revalidated": output.details_revalidated,
+        "details_from_cache": output.details_from_cache,
+        "images_reused": output.images_reused,
         "requests": requests,
         "requests_retried": output.requests_retried,
         "requests_blocked": output.block_pages,

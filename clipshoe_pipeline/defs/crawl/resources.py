@@ -51,6 +51,10 @@ class ScrapyCrawler(dg.ConfigurableResource):
                 # Scrapy's log goes to a file, whose tail explains a failure; the run log
                 # gets the Pipes progress lines instead of every request.
                 "LOG_FILE": log_file, "LOG_FILE_APPEND": False,
+                # Incremental recrawls: images and product pages fetched before are not
+                # fetched again without need (scrapers/settings.py).
+                "CLIPSHOE_IMAGE_INDEX": paths.image_index,
+                "HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": paths.http_cache,
                 **self.settings, **settings,
             },
             spider_args=spider_args,
