@@ -41,7 +41,7 @@ def run_replay_shop(args: argparse.Namespace) -> int:
     from replay_shop.catalog import Catalog
     from replay_shop.server import ReplayShop, serve_forever
 
-    catalog = Catalog(seed=args.seed, products_per_site=args.products_per_site)
+    catalog = Catalog(seed=args.seed, products_per_site=args.products_per_site, epoch=args.epoch)
     if args.ground_truth:
         print(f"ground truth written to {catalog.write_ground_truth(args.ground_truth)}", flush=True)
 
@@ -62,6 +62,16 @@ def add_replay_shop_command(subparsers: argparse._SubParsersAction) -> None:
     add_catalog_arguments(parser, products_per_site=200)
     parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), default="none",
                         help="planted HTTP faults: none, or the default mix used by the fault tests")
+
+    def epoch_number(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"epochs count from 1, not {text!r}")
+        return int(text)
+
+    parser.add_argument("--epoch", type=epoch_number, default=1, metavar="N",
+                        help="serve the catalog as it is at epoch N (1: as generated; each later one adds planted "
+                             "price changes, new and removed products and changed images); POST "
+                             "/_shop/epoch?epoch=N moves a running shop")
     parser.add_argument("--ground-truth", metavar="PATH", help="also write the catalog's ground truth JSON here")
     parser.add_argument("--access-log", action="store_true", help="log every request (slows the shop down)")
     parser.set_defaults(run=run_replay_shop)

@@ -1,4 +1,4 @@
-"""The main job, end to end against the replay shop, and the UI launcher.
+"""The main job, end to end against the replay shop.
 
 `clipshoe demo` starts the synthetic shops (with faults on, as real shops have),
 materializes every asset of the pipeline — the crawl of each site, curation,
@@ -9,22 +9,16 @@ tables read back from the DuckDB catalog, the metric tables last.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from clipshoe_common import PROJECT_ROOT
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.evaluation.metrics_table import METRICS_SCHEMA, markdown_comparison
 from clipshoe_pipeline.paths import data_paths, ensure_dagster_home
-from clipshoe_pipeline.settings import REPLAY_URL
 from clipshoe_pipeline.training.models import TINY_MODEL
 from replay_shop.catalog import Catalog
 from replay_shop.records import Faults
@@ -125,24 +119,5 @@ def _print_rows(rows: list[dict], header: tuple[str, ...]) -> None:
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in header) + " |")
-
-
-def run_dev(*, replay: bool, seed: int, products_per_site: int, port: int) -> int:
-    """`dg dev` on this project (Dagster's own command; `dagster dev` is superseded) with
-    run history under the data dir; with `replay`, the synthetic shops run alongside so
-    UI-launched crawls work offline."""
-    ensure_dagster_home()
-    command = [str(Path(sys.executable).with_name("dg")), "dev", "-p", str(port)]
-    env = {**os.environ, "VIRTUAL_ENV": sys.prefix}  # dg runs the project in the environment we run in
-    if not replay:
-        return subprocess.call(command, cwd=PROJECT_ROOT, env=env)
-    catalog = Catalog(seed=seed, products_per_site=products_per_site)
-    with running_shop(catalog, faults=Faults.default_on()) as shop:
-        print(f"replay shop at {shop.url} (synthetic data); crawls launched from the UI go there")
-        try:
-            # The UI's code server reads it as the crawler resource's default (clipshoe_pipeline.settings).
-            return subprocess.call(command, cwd=PROJECT_ROOT, env={**env, REPLAY_URL: shop.url})
-        except KeyboardInterrupt:
-            return 0
 
 
