@@ -87,6 +87,17 @@ def crawl_command(site: str, *, jobdir: Path, images_dir: Path, replay_url: str 
     return command
 
 
+class _Stat:
+    """A CrawlOutput attribute that reads one stats key: zero (or `default`) where the
+    counter never moved or the crawl has not closed."""
+
+    def __init__(self, key: str, default: Any = 0):
+        self.key, self.default = key, default
+
+    def __get__(self, output: CrawlOutput | None, owner: type | None = None) -> Any:
+        return self if output is None else output._stat(self.key, self.default)
+
+
 @dataclass(frozen=True)
 class CrawlOutput:
     """What one crawl's JOBDIR holds. `stats` (the final Scrapy stats) is None until the
@@ -99,13 +110,18 @@ class CrawlOutput:
     def finished(self) -> bool:
         return self.stats is not None
 
-    @property
-    def verdict(self) -> str | None:
-        return self._stat(VERDICT_STAT, None)
-
-    @property
-    def pages(self) -> int:
-        return self._stat(PAGES_STAT)
+    verdict = _Stat(VERDICT_STAT, None)
+    pages = _Stat(PAGES_STAT)
+    details_skipped_unchanged = _Stat(DETAILS_SKIPPED_STAT)
+    details_refreshed_stale = _Stat(DETAILS_STALE_STAT)
+    details_revalidated = _Stat(DETAILS_REVALIDATED_STAT)
+    details_from_cache = _Stat(DETAILS_CACHE_HIT_STAT)
+    images_reused = _Stat(IMAGES_REUSED_STAT)
+    requests = _Stat("downloader/request_count")
+    requests_retried = _Stat("retry/count")
+    requests_failed = _Stat("retry/max_reached")  # still failed once their retries were spent
+    block_pages = _Stat(BLOCKED_STAT)
+    finish_reason = _Stat("finish_reason", None)
 
     @property
     def failed_pages(self) -> dict[str, int]:
@@ -118,49 +134,8 @@ class CrawlOutput:
         return self._counts(DETAIL_UNAVAILABLE_PREFIX)
 
     @property
-    def details_skipped_unchanged(self) -> int:
-        return self._stat(DETAILS_SKIPPED_STAT)
-
-    @property
-    def details_refreshed_stale(self) -> int:
-        return self._stat(DETAILS_STALE_STAT)
-
-    @property
-    def details_revalidated(self) -> int:
-        return self._stat(DETAILS_REVALIDATED_STAT)
-
-    @property
-    def details_from_cache(self) -> int:
-        return self._stat(DETAILS_CACHE_HIT_STAT)
-
-    @property
-    def images_reused(self) -> int:
-        return self._stat(IMAGES_REUSED_STAT)
-
-    @property
-    def requests(self) -> int:
-        return self._stat("downloader/request_count")
-
-    @property
-    def requests_retried(self) -> int:
-        return self._stat("retry/count")
-
-    @property
-    def requests_failed(self) -> int:
-        """Requests that still failed once their retries were spent."""
-        return self._stat("retry/max_reached")
-
-    @property
-    def block_pages(self) -> int:
-        return self._stat(BLOCKED_STAT)
-
-    @property
     def block_reasons(self) -> dict[str, int]:
         return block_reasons(self.stats or {})
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._stat("finish_reason", None)
 
     @property
     def elapsed_s(self) -> float:
