@@ -83,3 +83,13 @@ def test_a_product_read_from_its_listing_only_keeps_what_its_page_said_before(pa
     (row,) = catalog.query("SELECT description, attributes, price, detail_unavailable FROM raw_products")
     assert (row["description"], row["price"], row["detail_unavailable"]) == ("Da thật, đế cao su", 1.0, "http_404")
     assert row["attributes"] == {"colour": "đen"}
+
+
+def test_a_page_that_failed_once_changes_no_state_but_its_price(paths, catalog):
+    crawl(paths, catalog, 0, {"1": {"image_urls": ["https://salt.tikicdn.com/a.jpg", "https://salt.tikicdn.com/b.jpg"]}})
+    crawl(paths, catalog, 1, {"1": {"title": "Giày 1 (listing)", "detail_unavailable": "blocked_http_403"}})
+    crawl(paths, catalog, 2, {"1": {"title": "Giày 1 (listing)", "price": 1.0, "detail_unavailable": "http_404"}})
+    assert [(r["price"], r["valid_from"], r["valid_to"]) for r in history(catalog)] == [
+        (350000.0, week(0), week(2)), (1.0, week(2), None)]
+    (row,) = catalog.query("SELECT title, len(image_urls) AS images, detail_unavailable FROM raw_products")
+    assert row == {"title": "Giày 1", "images": 2, "detail_unavailable": "http_404"}

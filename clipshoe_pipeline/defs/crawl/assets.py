@@ -177,11 +177,16 @@ def publish_crawl(site: str, output: CrawlOutput, catalog: CatalogDB, run_id: st
     previous = pq.read_table(parquet_path) if parquet_path.exists() else None
     # In product order: the journal's is the order pages happened to arrive in, and an
     # unchanged recrawl must leave the file byte-identical.
-    table = raw_products_table(sorted(history.latest_state(crawled, previous), key=lambda row: row["product_id"]))
+    latest = sorted(history.latest_state(crawled, previous), key=lambda row: row["product_id"])
+    table = raw_products_table(latest)
+    # What this crawl saw, as merged: a product read from its listing alone (its page
+    # failed) keeps its page's title and images, and records no change of state for it.
+    seen = {row["product_id"] for row in crawled}
+    observed = [row for row in latest if row["product_id"] in seen]
     rejections, recovered = current_rejections(output.rejections(), rows)
     # Rejections and observations first: raw_products never shows a crawl whose record is missing.
     write_parquet_atomic(stamped(rejected_rows(rejections), run_id), paths.rejections_parquet(site, REJECTIONS_GROUP))
-    write_parquet_atomic(history.observations(crawled, started),
+    write_parquet_atomic(history.observations(observed, started),
                          paths.observations_parquet(site, history.crawl_file_name(started)))
     write_parquet_atomic(table, parquet_path)
     interface.update_listing_state(paths.crawl_listing_state(site), output, (row["product_id"] for row in rows))

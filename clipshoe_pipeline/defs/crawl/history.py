@@ -16,8 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
-# What only a product page gives (a listing entry lacks them or has less).
-DETAIL_FIELDS = ("description", "brand", "category_path", "attributes")
+# What a listing-only row (its page failed) takes over from the product's earlier row.
+LISTING_OVERRIDES = ("price", "currency", "detail_unavailable", "crawled_at")
 OBSERVED_FIELDS = ("product_id", "title", "price", "currency", "image_urls")
 OBSERVATIONS_SCHEMA = pa.schema([
     ("crawl_started_at", pa.timestamp("s", tz="UTC")), ("product_id", pa.string()), ("title", pa.string()),
@@ -56,6 +56,7 @@ def _unchanged(row: dict[str, Any], earlier: dict[str, Any] | None) -> dict[str,
     if earlier is None:
         return row
     if row.get("detail_unavailable"):
-        # Only the listing was read this time: what the product page said before still stands.
-        row = {**row, **{name: earlier[name] for name in DETAIL_FIELDS if not row.get(name) and earlier.get(name)}}
+        # Only the listing was read this time: what the product page said before (its
+        # title, gallery, description...) still stands; the listing's price is current.
+        row = {**earlier, **{name: row[name] for name in LISTING_OVERRIDES if row.get(name) is not None}}
     return earlier if {**earlier, "crawled_at": row["crawled_at"]} == row else row
