@@ -136,8 +136,9 @@ class KnownProducts:
     A product page is re-read only when it can have changed: its listing entry differs,
     or its last full read is older than CLIPSHOE_DETAIL_MAX_AGE_DAYS (a description can
     change without the listing showing it). Otherwise the known row is collected again,
-    images included, with `crawled_at` this crawl's: it says when a crawl last saw the
-    product, `detail_read_at` when its page was last read. The row is not overlaid with
+    images included, with `crawled_at` this crawl's (publishing keeps the earlier row, and
+    so its `crawled_at`, when nothing else changed); `detail_read_at` says when its page
+    was last read. The row is not overlaid with
     the listing's fields: they are unchanged, and the page's versions (full-size images,
     full title) superseded them when it was read."""
 

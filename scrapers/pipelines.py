@@ -100,8 +100,10 @@ class ContentAddressedImagesPipeline(FilesPipeline):
 
     An image URL stored before is not downloaded again: the image index
     (CLIPSHOE_IMAGE_INDEX) gives its result back while it is younger than
-    CLIPSHOE_IMAGE_MAX_AGE_DAYS and its file is still in the store. An item that comes
-    with its `images` (a known row collected again, ShopSpider.product_request) keeps them.
+    CLIPSHOE_IMAGE_MAX_AGE_DAYS and its file is still in the store (so a picture changed
+    under the same URL is seen once its entry is that old). An item that comes with its
+    `images` (a known row collected again, ShopSpider.product_request) goes through the
+    same lookup: its stored images come back as they were, its failed ones are retried.
     """
 
     def __init__(self, store_uri, *, crawler=None, **kwargs):
@@ -128,8 +130,8 @@ class ContentAddressedImagesPipeline(FilesPipeline):
             self.index.close()
 
     def get_media_requests(self, item, info):
-        if item.images:  # resolved by an earlier crawl
-            return []
+        # A known row's images too: the index answers the stored ones without a request,
+        # and the ones that failed last time are tried again.
         return [
             # CDN hosts are not the spider's allowed_domains: images are never offsite.
             Request(url, meta={MEDIA_META: True, "download_maxsize": self.max_bytes, "allow_offsite": True})
@@ -191,7 +193,7 @@ class ContentAddressedImagesPipeline(FilesPipeline):
         kept = {image["url"]: image for image in item.images}
         images = []
         for url in item.image_urls:
-            result = kept.get(url) or by_url.get(url) or _failed(url, "pipeline_error")
+            result = by_url.get(url) or kept.get(url) or _failed(url, "pipeline_error")
             images.append(result)
             if result["status"] == "ok":
                 self.stats.inc_value(IMAGES_OK_STAT)
