@@ -103,6 +103,19 @@ def test_five_crawls_in_a_row_give_one_curation_after_the_daily_tick_and_trainin
         assert automation.tick(tick + timedelta(days=1, minutes=1)) == {}  # no new crawl: no new curation
 
 
+
+def test_a_crawl_whose_blocking_check_failed_is_not_curated():
+    with dg.instance_for_test() as instance:
+        automation = Automation(instance)
+        tick = next_curation_tick(datetime.now(timezone.utc))
+        automation.tick(tick - timedelta(hours=3))
+        automation.materialized("raw_products", "tiki")
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("raw_products"), check_name="raw_products_failed_page_ratio", passed=False,
+            severity=dg.AssetCheckSeverity.ERROR))
+        assert automation.tick(tick + timedelta(minutes=1)) == {}
+
+
 def test_every_new_checkpoint_is_evaluated_and_a_new_curation_alone_is_not():
     with dg.instance_for_test() as instance:
         automation = Automation(instance)

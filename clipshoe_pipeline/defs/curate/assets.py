@@ -39,6 +39,10 @@ AFTER_NEW_CRAWLS = (
     & dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
+    # A crawl whose blocking check failed (e.g. many failed pages) is not curated. (Not
+    # all_deps_blocking_checks_passed: a check that has not run yet is no failure.)
+    & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.any_checks_match(
+        dg.AutomationCondition.check_failed(), blocking_only=True))
 ).with_label("daily after new crawls")
 PRODUCT_BATCH_ROWS = 4096  # products held as Python rows at once (captions, the shoe filter)
 
