@@ -147,6 +147,7 @@ def supervise(command: list[str], *, cwd: Path, env: dict[str, str], shutdown_ti
         received.append(signum)
 
     previous = {signum: signal.signal(signum, record) for signum in FORWARDED_SIGNALS}
+    process = None
     try:
         process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
         forwarded, deadline = 0, None
@@ -161,10 +162,11 @@ def supervise(command: list[str], *, cwd: Path, env: dict[str, str], shutdown_ti
                       f"{signal.Signals(received[0]).name}: killing its process group", file=sys.stderr, flush=True)
                 break
             time.sleep(SUPERVISE_POLL_S)
-        # Before reaping: until then the leader's pid, which is the group's id, cannot be reused.
-        _signal_group(process.pid, signal.SIGKILL)
-        status = process.wait()
     finally:
+        if process is not None:  # also when the loop itself failed: nothing of the group may outlive us
+            # Before reaping: until then the leader's pid, which is the group's id, cannot be reused.
+            _signal_group(process.pid, signal.SIGKILL)
+            status = process.wait()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if received:
