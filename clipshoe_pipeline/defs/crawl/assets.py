@@ -93,6 +93,7 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
     """Every shoe product a shop lists, with its images downloaded: the raw material of
     the image-text dataset. One partition per shop, so shops are crawled, retried and
     scheduled independently. Written to Parquet, the site's files of the `raw_products`
+    (the latest state per product), `product_observations` (this crawl's, the history)
     and `rejections` datasets (catalog views of the same names). A crawl that failed
     part-way keeps its job dir, so re-running the partition resumes instead of
     starting over."""
@@ -100,12 +101,12 @@ def raw_products(context: dg.AssetExecutionContext, config: CrawlConfig, crawler
     paths = catalog.paths
     job = paths.crawl_jobdir(site)
     interface.forget_verdict(job)
-    # Pipes raises a non-public DagsterPipesExecutionError on a non-zero exit; any
-    # failure to run the crawl is handled the same way. An interrupted run raises a
-    # BaseException, which passes through untouched.
     # What the site's products were, so unchanged ones are not fetched again; the run
     # config can set CLIPSHOE_KNOWN_PRODUCTS to "" for a full recrawl.
     settings = {"CLIPSHOE_KNOWN_PRODUCTS": str(write_known_products(site, paths)), **config.settings}
+    # Pipes raises a non-public DagsterPipesExecutionError on a non-zero exit; any
+    # failure to run the crawl is handled the same way. An interrupted run raises a
+    # BaseException, which passes through untouched.
     try:
         crawler.crawl(context, site, paths, settings=settings, spider_args=config.spider_args())
         crawl_error = None
