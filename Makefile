@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CLIPSHOE_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CLIPSHOE_DATA_DIR)/dagster_home
 
-.PHONY: install test test-fast demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-pipeline-scale bench-train bench-evaluate clean
+.PHONY: install test test-fast demo dev replay-shop bench-crawl bench-curate bench-curate-scale bench-pipeline-scale bench-train bench-evaluate bench-recrawl clean
 
 $(BIN)/clipshoe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-train: install  ## fine-tuning samples/s per speed variant, ceiling vs rea
 
 bench-evaluate: install  ## chunked R@k over 80k x 80k embeddings against the full matrix on a subsample
 	$(BIN)/python benchmarks/evaluate.py
+
+bench-recrawl: install  ## a recrawl's publish and known-products step at 10k/40k/160k products of one site
+	$(BIN)/python benchmarks/recrawl_publish.py
 
 clean:
 	rm -rf $(CLIPSHOE_DATA_DIR)
