@@ -163,6 +163,12 @@ class DataPaths:
         return self.root / "reports"
 
     @property
+    def zappos(self) -> Path:
+        """Where `clipshoe zappos fetch` puts UT Zappos50K, and where the evaluation
+        looks for it when none is configured."""
+        return self.root / "zappos"
+
+    @property
     def catalog_db(self) -> Path:
         return self.root / "clipshoe.duckdb"
 

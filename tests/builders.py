@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import itertools
 import json
 import random
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pytest
@@ -116,7 +118,8 @@ def write_curated_pairs(root: Path, products: int = 120, images_per_product: int
 
 
 # The tiny CPU model's fine-tuning run config (finetuned_clip), trained in seconds.
-TINY = {"model": TINY_MODEL, "pretrained": None, "allow_random_init": True, "epochs": 8, "batch_size": 16,
+TINY = {"model": TINY_MODEL, "pretrained": None, "allow_random_init": True, "lock_text": False,
+        "epochs": 8, "batch_size": 16,
         "lr": 5e-3, "warmup": 5, "workers": 0, "gpus": 0, "export": {"val_fraction": 0.25}, "log_every_n_steps": 5}
 
 
@@ -172,6 +175,37 @@ def build_zappos_fixture(root: Path, image_dir: str = "ut-zap50k-images-square")
 def write_jpeg(path: Path, colour: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (136, 136), colour).save(path, "JPEG")
+
+
+ZAPPOS_ARCHIVE_FOLDERS = ("ut-zap50k-images-square", "ut-zap50k-data")
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X"  # the header of a macOS `._*` file
+
+
+def zappos_archives(root: Path) -> dict[str, bytes]:
+    """build_zappos_fixture's copy, built at `root`, as the two official archives (file
+    name -> zip bytes) zipped the way a Mac zips: see zip_folder."""
+    build_zappos_fixture(root)
+    return {f"{folder}.zip": zip_folder(root, folder) for folder in ZAPPOS_ARCHIVE_FOLDERS}
+
+
+def zip_folder(root: Path, folder: str) -> bytes:
+    """`root/folder` as a zip whose members start with `folder/`, JPEGs stored and the
+    rest deflated, plus a Mac's litter: a `__MACOSX/` AppleDouble twin of every file,
+    one `._*` file beside the first file, and a `.DS_Store`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        files = []
+        for path in sorted((root / folder).rglob("*")):
+            name = path.relative_to(root).as_posix()
+            if path.is_dir():
+                archive.write(path, name)  # folder entries, as zip tools write them
+                continue
+            files.append(PurePosixPath(name))
+            archive.write(path, name, zipfile.ZIP_STORED if path.suffix == ".jpg" else zipfile.ZIP_DEFLATED)
+            archive.writestr(f"__MACOSX/{files[-1].parent}/._{files[-1].name}", APPLE_DOUBLE)
+        archive.writestr(f"{files[0].parent}/._{files[0].name}", APPLE_DOUBLE)
+        archive.writestr(f"{folder}/.DS_Store", b"\x00\x00\x00\x01Bud1")
+    return buffer.getvalue()
 
 
 # -- the replay shop ---------------------------------------------------------------------

@@ -5,8 +5,9 @@ quirks counted.
                         (or ut-zap50k-images/, used when the square variant is absent)
     $CLIPSHOE_ZAPPOS_DIR/ut-zap50k-data/meta-data.csv   CID=<PID>-<COLOR>, Category, ...
 
-The dataset's licence forbids redistribution, so it is never downloaded: unset means
-"not configured", and the evaluation says so instead of producing numbers. Known
+The dataset's licence forbids redistribution, so it is never bundled: `clipshoe zappos
+fetch` (zappos_fetch.py) downloads it from its authors into the data dir; with no copy
+the evaluation says "not configured" instead of producing numbers. Known
 quirks (duplicate CIDs, images without a metadata row, rows without an image) are
 skipped and counted in a `ZapposReport`, never fatal: the first row of a duplicated
 CID is kept, and of several image files for one CID the first in path order.
@@ -30,8 +31,9 @@ METADATA_ATTRIBUTES = ("Category", "SubCategory", "HeelHeight", "Insole", "Closu
                        "ToeStyle")
 # Insole is left out: it cannot be seen on a photo of the outside of a shoe.
 EVALUATED_ATTRIBUTES = ("Category", "SubCategory", "Gender", "Closure", "Material", "HeelHeight", "ToeStyle")
-NOT_CONFIGURED = ("UT Zappos50K evaluation not configured: set CLIPSHOE_ZAPPOS_DIR (or the evaluation's "
-                  "zappos_dir) to a local copy (official layout)")
+NOT_CONFIGURED = ("UT Zappos50K evaluation not configured: run `clipshoe zappos fetch` (into the data dir's "
+                  "zappos/), or set CLIPSHOE_ZAPPOS_DIR (or the evaluation's zappos_dir) to a local copy "
+                  "(official layout)")
 _WHITESPACE = re.compile(r"\s+")
 
 
