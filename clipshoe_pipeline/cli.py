@@ -200,7 +200,104 @@ def add_dev_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_dev)
 
 
-COMMANDS = (add_replay_shop_command, add_demo_command, add_dev_command)
+def run_zappos_fetch(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.evaluation.zappos_fetch import LICENCE_NOTICE, OFFICIAL_URLS, FetchError, fetch_zappos
+    from clipshoe_pipeline.paths import data_paths
+
+    dest = args.dest or data_paths().zappos
+    print(LICENCE_NOTICE, flush=True)
+    try:
+        fetched, report = fetch_zappos(args.url or OFFICIAL_URLS, dest, force=args.force)
+    except FetchError as error:
+        print(f"clipshoe zappos fetch: {error}", file=sys.stderr)
+        return 1
+    for archive in fetched:
+        print(archive.summary())
+    print(f"UT Zappos50K is at {dest}; the evaluation finds it there when neither its zappos_dir nor "
+          "CLIPSHOE_ZAPPOS_DIR names another copy. What the reader found:")
+    for name, value in vars(report).items():
+        print(f"  {name}: {value}")
+    return 0
+
+
+def add_zappos_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subcommand(subparsers, "zappos", "UT Zappos50K, the public dataset the evaluation scores on")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = subcommand(
+        actions, "fetch", "download, verify and unpack UT Zappos50K (non-commercial research use only)",
+        "Download the official archives (resuming an interrupted download), check every member's CRC and the "
+        "layout, and unpack them atomically into the destination, skipping macOS litter. An existing copy is "
+        "left alone unless --force.")
+    fetch.add_argument("--url", action="append", metavar="URL",
+                       help="an archive to fetch, repeatable; none: the official square images and data archives")
+    fetch.add_argument("--dest", type=Path, metavar="DIR",
+                       help="where the copy goes; none: the data dir's zappos/ ($CLIPSHOE_DATA_DIR/zappos)")
+    fetch.add_argument("--force", action="store_true", help="download and replace folders that are there already")
+    fetch.set_defaults(run=run_zappos_fetch)
+
+
+def run_models_fetch(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
+
+    try:
+        weights = resolve_weights(args.model, args.pretrained)
+    except (MissingWeights, ValueError) as error:
+        print(f"clipshoe models fetch: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.model}: {weights.label} ({weights.file})")
+    return 0
+
+
+def run_models_list(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.training.hub import cached_repos
+
+    repos = cached_repos()
+    if not repos:
+        print("no models in the Hugging Face cache yet (clipshoe models fetch MODEL)")
+    for repo in repos:
+        tags = f"  open_clip: {', '.join(repo.open_clip_tags)}" if repo.open_clip_tags else ""
+        print(f"{repo.repo}  {repo.size_bytes / 2**20:,.1f} MiB in {repo.files} files  {repo.path}{tags}")
+    return 0
+
+
+def run_models_convert(args: argparse.Namespace) -> int:
+    from clipshoe_pipeline.training.convert_hf import ConversionError, convert_hf_clip
+
+    try:
+        folder = convert_hf_clip(args.source, args.out_dir, overwrite=args.overwrite)
+    except ConversionError as error:
+        print(f"clipshoe models convert-hf-clip: {error}", file=sys.stderr)
+        return 1
+    print(f"open_clip model written; score it as a peer with model: local-dir:{folder.absolute()}")
+    return 0
+
+
+def add_models_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subcommand(subparsers, "models", "the CLIP weights training and evaluation start from")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = subcommand(
+        actions, "fetch", "download a model's weights (and text tower files) into the Hugging Face cache",
+        "What a training or evaluation of MODEL would download on first use, fetched ahead of time (e.g. on a "
+        "login node before a GPU job without network). HF_ENDPOINT names a mirror, HF_HOME the cache.")
+    fetch.add_argument("model", help="an open_clip model config (xlm-roberta-base-ViT-B-32), hf-hub:org/repo "
+                                     "or local-dir:/path")
+    fetch.add_argument("--pretrained", metavar="TAG", help="an open_clip pretrained tag of MODEL (schema models "
+                                                          "bring their own weights)")
+    fetch.set_defaults(run=run_models_fetch)
+    subcommand(actions, "list", "the models in the Hugging Face cache and the open_clip tags they serve"
+               ).set_defaults(run=run_models_list)
+    convert = subcommand(
+        actions, "convert-hf-clip", "turn a transformers CLIPModel (e.g. FashionCLIP) into an open_clip folder",
+        "Convert a Hugging Face transformers CLIPModel — a hub repository such as patrickjohncyh/fashion-clip, "
+        "or a local folder — into an open_clip local-dir: folder (open_clip_config.json + "
+        "open_clip_model.safetensors) that the evaluation scores as a peer.")
+    convert.add_argument("source", help="hub repository id or local folder of a transformers CLIPModel")
+    convert.add_argument("out_dir", type=Path, help="the open_clip folder to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace OUT_DIR when it is not empty")
+    convert.set_defaults(run=run_models_convert)
+
+
+COMMANDS = (add_replay_shop_command, add_demo_command, add_dev_command, add_zappos_command, add_models_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,8 +12,11 @@ protocol is spoken — torchrun's RANK (training/launch.py), Dagster Pipes' cont
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:  # imported where used: the trainer process reads settings and should not pay for Dagster
+    import dagster as dg
 
 DATA_DIR = "CLIPSHOE_DATA_DIR"  # the data root (DataPaths)
 REPLAY_URL = "CLIPSHOE_REPLAY_URL"  # the replay shop the crawls go to instead of the live sites
@@ -21,6 +24,7 @@ ZAPPOS_DIR = "CLIPSHOE_ZAPPOS_DIR"  # a local UT Zappos50K copy for the evaluati
 DASK_ADDRESS = "CLIPSHOE_DASK_ADDRESS"  # a Dask scheduler for curation's per-image step
 CRAWL_SCHEDULES = "CLIPSHOE_CRAWL_SCHEDULES"  # per-site crawl crons, JSON {site: cron}, over the weekly defaults
 DAGSTER_HOME = "DAGSTER_HOME"  # the Dagster instance; the CLI defaults it under the data dir
+CACHE_HOME = "XDG_CACHE_HOME"  # the user's cache root (XDG); ours is its clipshoe/ folder
 
 
 def env(name: str) -> str | None:
@@ -31,4 +35,11 @@ def env(name: str) -> str | None:
 def env_var_if_set(name: str) -> dg.EnvVar | None:
     """A resource field's value from the environment, or None (its default) when the
     variable is unset: an EnvVar of an unset variable would fail every run."""
+    import dagster as dg
+
     return dg.EnvVar(name) if env(name) else None
+
+
+def cache_dir() -> Path:
+    """Machine-wide files the project builds once and reuses (the tiny test text tower)."""
+    return Path(env(CACHE_HOME) or Path.home() / ".cache") / "clipshoe"

@@ -9,7 +9,13 @@ independent of the five per-site modules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+
+# Before huggingface_hub is imported (it reads this once): no test may reach the real hub.
+# Tests of downloads serve a loopback hub and switch this off for themselves (tests/hub_server.py).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from collections.abc import Iterator  # noqa: E402
 
 import pytest
 

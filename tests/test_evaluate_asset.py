@@ -25,7 +25,7 @@ from tests.builders import TINY, build_zappos_fixture, open_clip_folder, write_c
 pytestmark = pytest.mark.slow
 
 WHEN = datetime(2026, 11, 27, tzinfo=timezone.utc)
-TINY_BASELINE = {"baseline_model": TINY_MODEL, "baseline_pretrained": None, "baseline_random_init": True}
+TINY_BASELINE = {"baseline_model": TINY_MODEL, "baseline_pretrained": None, "baseline_random_init": True, "peers": []}
 
 
 def run_job(instance, job: str, op: str, config: dict) -> dg.ExecuteInProcessResult:

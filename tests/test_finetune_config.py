@@ -24,10 +24,13 @@ def flag(args: list[str], name: str) -> str:
 
 def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     config = FinetuneConfig()
-    gpu = config.trainer_args(gpus=1, pretrained="laion2b_s34b_b79k")
-    assert (flag(gpu, "--model"), flag(gpu, "--precision"), flag(gpu, "--device")) == ("ViT-B-32", "amp_bf16", "cuda")
+    gpu = config.trainer_args(gpus=1, pretrained="laion5b_s13b_b90k")
+    assert (flag(gpu, "--model"), flag(gpu, "--precision"), flag(gpu, "--device")) == (
+        "xlm-roberta-base-ViT-B-32", "amp_bf16", "cuda")
     assert float(flag(gpu, "--lr")) <= 1e-5 and flag(gpu, "--wd") == "0.1"
-    assert flag(gpu, "--pretrained") == "laion2b_s34b_b79k" and "--local-loss" not in gpu
+    assert flag(gpu, "--pretrained") == "laion5b_s13b_b90k" and "--local-loss" not in gpu
+    # The multilingual text tower's lower layers stay as pretrained: they are what reads Vietnamese.
+    assert flag(gpu, "--lock-text-unlocked-layers") == "4" and "--lock-image" not in gpu
     cpu = config.trainer_args(gpus=0, pretrained=None)
     assert (flag(cpu, "--precision"), flag(cpu, "--device")) == ("fp32", "cpu") and "--pretrained" not in cpu
     ddp = FinetuneConfig(lock_image=True, lock_image_unlocked_groups=2, grad_checkpointing=True,
@@ -43,7 +46,6 @@ def test_defaults_follow_fine_tuning_practice_and_map_to_open_clip_flags():
     ({"batch_size": 1}, "greater than or equal to 2"),
     ({"epochs": 0}, "greater than or equal to 1"),
     ({"precision": "fp8"}, "precision"),
-    ({"lock_text_unlocked_layers": 2}, "needs lock_text"),
     ({"extra_args": ["--resume", "x"]}, "set by the asset"),
     ({"extra_args": ["--torchcompile"]}, "set by the asset"),
     ({"torch_compile": "fastest"}, "torch_compile"),
@@ -191,7 +193,7 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
     would build them with random weights when the files are missing, logging a warning."""
     import huggingface_hub
 
-    with pytest.raises(MissingWeights, match="not in the local Hugging Face cache"):
+    with pytest.raises(MissingWeights, match="not in the local cache and HF_HUB_OFFLINE=1 forbids"):
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", None, cache_dir=str(tmp_path / "hf"))
     with pytest.raises(ValueError, match="can only be a checkpoint file of that model"):
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", "openai", cache_dir=str(tmp_path / "hf"))
@@ -200,7 +202,7 @@ def test_schema_models_bring_their_weights_and_are_refused_when_these_are_not_he
     with pytest.raises(ValueError, match="absolute path"):
         resolve_weights("local-dir:models/peer", None)
     (tmp_path / "finetuned.pt").write_bytes(b"x")
-    with pytest.raises(MissingWeights, match="not in the local Hugging Face cache"):  # its config is needed too
+    with pytest.raises(MissingWeights, match="not in the local cache and HF_HUB_OFFLINE=1 forbids"):  # its config is needed too
         resolve_weights("hf-hub:Marqo/marqo-fashionCLIP", str(tmp_path / "finetuned.pt"), cache_dir=str(tmp_path))
 
     repo = tmp_path / "hf" / "models--clipshoe--tiny"

@@ -11,6 +11,7 @@ prompts and captions) and are not cached.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,10 @@ class ClipEncoder:
         return cls(model, preprocess, tokenizer, device=device, batch_size=batch_size)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, lambda batch: self.model.encode_text(self.tokenizer(batch).to(self.device)))
+        # Vietnamese has composed and decomposed spellings of one letter; tokenizers see the composed one (NFC)
+        # as the captions were written, and a Hugging Face tokenizer truncates at its own context length.
+        composed = [unicodedata.normalize("NFC", text) for text in texts]
+        return self._encode(composed, lambda batch: self.model.encode_text(self.tokenizer(batch).to(self.device)))
 
     def encode_images(self, paths: list[Path]) -> np.ndarray:
         import torch

@@ -1,14 +1,16 @@
 """Where the starting weights come from, decided before any training starts.
 
-Our machines have no network, and a trainer that discovers this after building its
-data loaders hangs on a download or dies deep in a traceback. So the weights are
-resolved up front, without touching the network: a local checkpoint path, an open_clip
-pretrained tag already in the Hugging Face or open_clip cache, a model named by
-open_clip's `hf-hub:org/repo` (e.g. Marqo-FashionCLIP) or `local-dir:/path` schema whose
-weights are here, or — only when asked for explicitly — random initialisation.
-Anything else fails with a message that says how to provide the weights. (open_clip
-itself builds a schema model with random weights, logging only a warning, when the
-weights file cannot be fetched: that must never be scored as the named model.)
+A trainer that discovers missing weights after building its data loaders hangs on a
+download or dies deep in a traceback. So the weights are resolved up front, in the
+process that starts the trainer or the evaluation: a local checkpoint path, an
+open_clip pretrained tag, a model named by open_clip's `hf-hub:org/repo` (e.g.
+Marqo-FashionCLIP) or `local-dir:/path` schema, or — only when asked for explicitly —
+random initialisation. A tag or hub model that is not cached yet is downloaded into the
+standard cache (training.hub), with the config and tokenizer of a `transformers` text
+tower; with HF_HUB_OFFLINE=1, or when the download fails, the error says how to provide
+the files. (open_clip itself builds a schema model with random weights, logging only a
+warning, when the weights file cannot be fetched: that must never be scored as the
+named model.)
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipshoe_pipeline.training.models import SCHEMA_PREFIXES, register_model_configs
+from clipshoe_pipeline.training import hub
+from clipshoe_pipeline.training.models import SCHEMA_PREFIXES, prepare_model_files
 
 RANDOM_INIT = "RANDOM INIT (not pretrained)"
 HUB_CONFIG = "open_clip_config.json"
 
 
 class MissingWeights(RuntimeError):
-    """The requested pretrained weights are not on this machine."""
+    """The requested pretrained weights are not on this machine and could not be fetched."""
 
 
 @dataclass(frozen=True)
@@ -45,15 +48,19 @@ class WeightsSource:
 
 def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bool = False,
                     cache_dir: str | None = None) -> WeightsSource:
-    """The weights `pretrained` names for `model`, checked to be here."""
+    """The weights `pretrained` names for `model`, fetched if they are not here yet, with
+    whatever else building the model reads (a text tower's config and tokenizer)."""
     import open_clip
 
-    register_model_configs()
+    prepare_model_files(model)
     if model.startswith(SCHEMA_PREFIXES):
-        return _schema_weights(model, pretrained, cache_dir)
+        source = _schema_weights(model, pretrained, cache_dir)
+        _text_tower_files(_schema_config(model, cache_dir), model, cache_dir)
+        return source
     if model not in open_clip.list_models():
         raise ValueError(f"unknown model {model!r}: not an open_clip config (open_clip.list_models()), "
                          "nor hf-hub:org/repo or local-dir:/path")
+    _text_tower_files(open_clip.get_model_config(model), model, cache_dir)
     if not pretrained:
         if not allow_random_init:
             raise MissingWeights(
@@ -69,14 +76,48 @@ def resolve_weights(model: str, pretrained: str | None, *, allow_random_init: bo
         raise MissingWeights(
             f"{pretrained!r} is neither a file nor an open_clip tag of {model} "
             f"(tags: {', '.join(tags) or 'none'})")
-    cached = _cached_file(open_clip.get_pretrained_cfg(model, pretrained), cache_dir)
-    if cached is None:
-        raise MissingWeights(
-            f"the weights {model}/{pretrained} are not in the local cache and this machine cannot download "
-            "them. Download them where there is network (python -c \"import open_clip; "
-            f"open_clip.create_model_and_transforms('{model}', pretrained='{pretrained}')\"), then copy "
-            "~/.cache/huggingface (or $HF_HOME) here, or pass the checkpoint file's path as `pretrained`")
+    cfg = open_clip.get_pretrained_cfg(model, pretrained)
+    cached = _cached_file(cfg, cache_dir) or _download(lambda: hub.fetch_pretrained(cfg, cache_dir),
+                                                       f"the weights {model}/{pretrained}", f"{model} --pretrained {pretrained}")
     return WeightsSource("tag", pretrained, cached)
+
+
+def _download(fetch, what: str, fetch_arguments: str) -> str:
+    """`fetch()`'s file, or MissingWeights saying why not and how to provide it."""
+    how = (f"Run `clipshoe models fetch {fetch_arguments}` where there is network, then copy "
+           "~/.cache/huggingface (or $HF_HOME) here, or pass a checkpoint file's path as `pretrained`")
+    if hub.offline():
+        raise MissingWeights(f"{what} are not in the local cache and HF_HUB_OFFLINE=1 forbids downloading them. {how}")
+    try:
+        return fetch()
+    except hub.DownloadFailed as error:
+        raise MissingWeights(f"{what} are not in the local cache and could not be downloaded ({error}). {how}") from error
+
+
+def _text_tower_files(model_cfg: dict | None, model: str, cache_dir: str | None) -> None:
+    """The config and tokenizer of a `transformers` text tower named by a hub repository
+    (open_clip builds the tower from them even when the CLIP checkpoint has its weights)."""
+    repo = ((model_cfg or {}).get("text_cfg") or {}).get("hf_model_name")
+    names = {repo, ((model_cfg or {}).get("text_cfg") or {}).get("hf_tokenizer_name")} - {None}
+    for name in sorted(names):
+        if not Path(name).is_dir():
+            try:
+                hub.fetch_text_tower(name, cache_dir)
+            except hub.DownloadFailed as error:
+                state = "HF_HUB_OFFLINE=1 forbids downloading it" if hub.offline() else "it could not be downloaded"
+                raise MissingWeights(
+                    f"{model}'s text tower {name} (config and tokenizer) is not in the local cache and {state} "
+                    f"({error}). Run `clipshoe models fetch {model}` where there is network, then copy "
+                    "~/.cache/huggingface (or $HF_HOME) here") from error
+
+
+def _schema_config(model: str, cache_dir: str | None) -> dict | None:
+    """The model_cfg of an `hf-hub:`/`local-dir:` model, whose files _schema_weights has checked."""
+    import json
+
+    schema, _, location = model.partition(":")
+    config = Path(location) / HUB_CONFIG if schema == "local-dir" else Path(hub.fetch_file(location, HUB_CONFIG, cache_dir))
+    return json.loads(config.read_text()).get("model_cfg")
 
 
 def _schema_weights(model: str, pretrained: str | None, cache_dir: str | None) -> WeightsSource:
@@ -95,18 +136,17 @@ def _schema_weights(model: str, pretrained: str | None, cache_dir: str | None) -
 
 
 def _hub_files(repo: str, cache_dir: str | None) -> str:
-    """The cached weights file of an `hf-hub:` repository whose config is cached too."""
+    """The weights file of an `hf-hub:` repository, with its config, cached or fetched."""
     from huggingface_hub import try_to_load_from_cache
 
-    config = try_to_load_from_cache(repo, HUB_CONFIG, cache_dir=cache_dir)
-    weights = _cached_file({"hf_hub": f"{repo}/"}, cache_dir)
-    if not isinstance(config, str) or weights is None:
-        raise MissingWeights(
-            f"hf-hub:{repo} is not in the local Hugging Face cache ({HUB_CONFIG} and its weights) and this "
-            "machine cannot download it. Download it where there is network (python -c \"import open_clip; "
-            f"open_clip.create_model_and_transforms('hf-hub:{repo}')\"), then copy ~/.cache/huggingface "
-            "(or $HF_HOME) here, or use local-dir:/path with the repository's files")
-    return weights
+    def fetch() -> str:
+        hub.fetch_file(repo, HUB_CONFIG, cache_dir)
+        return hub.fetch_pretrained({"hf_hub": f"{repo}/"}, cache_dir)
+
+    cached = _cached_file({"hf_hub": f"{repo}/"}, cache_dir)
+    if isinstance(try_to_load_from_cache(repo, HUB_CONFIG, cache_dir=cache_dir), str) and cached:
+        return cached
+    return _download(fetch, f"hf-hub:{repo} ({HUB_CONFIG} and its weights)", f"hf-hub:{repo}")
 
 
 def _local_dir_files(folder: str) -> str:

@@ -1,17 +1,20 @@
 """The evaluation asset: every model side by side on the same data and prompts.
 
 Models: the pretrained baseline, each fine-tuned checkpoint registered in
-`model_checkpoints`, and any peer the run config names (FashionCLIP-style checkpoints
-load through open_clip tags or files). Datasets: UT Zappos50K (zero-shot Acc@k per
-attribute) when `zappos_dir` (default $CLIPSHOE_ZAPPOS_DIR) points at a copy, and the held-out test split of
-curated_pairs (retrieval R@k both ways, zero-shot over the shops' category leaves).
-A model whose weights are not on this machine, or a dataset that is not configured,
-is reported as missing — never scored with something else.
+`model_checkpoints`, the peers the run config names (by default the English-only
+ViT-B-32 of the same image tower) and those of a peers file (`peers_file: anchors`
+scores FashionCLIP, OpenFashionCLIP and Marqo's models, evaluation/anchors.toml).
+Datasets: UT Zappos50K (zero-shot Acc@k per attribute) from `zappos_dir`,
+$CLIPSHOE_ZAPPOS_DIR or the copy `clipshoe zappos fetch` put in the data dir, and the
+held-out test split of curated_pairs (retrieval R@k both ways, zero-shot over the
+shops' category leaves). Weights not cached yet are downloaded (training.weights); a
+model whose weights cannot be had, or a dataset that is not there, is reported as
+missing — never scored with something else.
 
 Rows go to Parquet, one file per evaluation in the `metrics` dataset (history:
 concurrent evaluations add files, never rewrite each other's); the materialization carries a comparison table with deltas
-against the baseline, numbers the UI plots over time, and PNG plots saved beside the
-tables. Image embeddings are cached per (checkpoint, image content), so a second
+against the baseline, numbers the UI plots over time, and PNG plots and one
+CLIP_benchmark-style JSON per model, dataset and task saved in the report folder. Image embeddings are cached per (checkpoint, image content), so a second
 evaluation of the same checkpoint encodes only new images.
 """
 
@@ -29,8 +32,10 @@ from pydantic import Field
 from clipshoe_pipeline.catalog_db import CatalogDB
 from clipshoe_pipeline.defs.curate.assets import curated_pairs
 from clipshoe_pipeline.defs.finetune.assets import finetuned_clip
+from clipshoe_pipeline.evaluation.benchmark_json import write_benchmark_json
 from clipshoe_pipeline.evaluation.embeddings import ENCODE_BATCH_SIZE, default_cache_dir
 from clipshoe_pipeline.evaluation.metrics_table import markdown_comparison, metrics_table
+from clipshoe_pipeline.evaluation.peers import ANCHORS, Peer, read_peers
 from clipshoe_pipeline.evaluation.suites import (
     TEST_SPLIT_DATASET,
     ZAPPOS_DATASET,
@@ -39,11 +44,12 @@ from clipshoe_pipeline.evaluation.suites import (
     zappos_metrics,
 )
 from clipshoe_pipeline.evaluation.templates import LANGUAGES
-from clipshoe_pipeline.evaluation.zappos import NOT_CONFIGURED, ZapposDataset, load_zappos
+from clipshoe_pipeline.evaluation.zappos import IMAGE_DIRS, NOT_CONFIGURED, ZapposDataset, load_zappos
 from clipshoe_pipeline.parquet_io import write_parquet_atomic
+from clipshoe_pipeline.paths import DataPaths
 from clipshoe_pipeline.plots import pyplot, save_figure
 from clipshoe_pipeline.settings import ZAPPOS_DIR, env
-from clipshoe_pipeline.training.models import BASE_MODEL, BASE_PRETRAINED
+from clipshoe_pipeline.training.models import BASE_MODEL, BASE_PRETRAINED, ENGLISH_PEER
 from clipshoe_pipeline.training.weights import MissingWeights, resolve_weights
 
 BASELINE = "baseline"
@@ -74,12 +80,19 @@ class EvaluateConfig(dg.Config):
     baseline_random_init: bool = Field(
         default=False, description="Evaluate a randomly initialised baseline (the tiny CPU demo has no pretrained one).")
     all_checkpoints: bool = Field(default=True, description="Every registered fine-tuned checkpoint, not only the newest.")
-    peers: list[PeerModel] = Field(default_factory=list)
+    peers: list[PeerModel] = Field(
+        default_factory=lambda: [PeerModel(**dict(zip(("name", "model", "pretrained"), ENGLISH_PEER)))],
+        description="Further models scored side by side; the default is the English-only CLIP of the base's image "
+                    "tower, so the tables show what reading Vietnamese is worth.")
+    peers_file: str | None = Field(
+        default=None, description=f"A TOML file of [[peer]] tables (name, model, pretrained) scored as well; "
+                                  f"'{ANCHORS}': the published fashion CLIPs (evaluation/anchors.toml).")
     languages: list[str] = Field(default_factory=lambda: list(LANGUAGES), description="Prompt template languages.")
     device: str = Field(default="auto", description="auto: cuda when available, else cpu.")
     batch_size: int = Field(default=ENCODE_BATCH_SIZE, ge=1)
     zappos_dir: str | None = Field(
-        default=None, description=f"A local UT Zappos50K copy (official layout); None: ${ZAPPOS_DIR} when set.")
+        default=None, description=f"A local UT Zappos50K copy (official layout); None: ${ZAPPOS_DIR} when set, "
+                                  "else the data dir's zappos/ (clipshoe zappos fetch).")
 
 
 @dataclass(frozen=True)
@@ -90,14 +103,14 @@ class Candidate:
     allow_random_init: bool = False
 
 
-def candidates(config: EvaluateConfig, catalog: CatalogDB) -> list[Candidate]:
+def candidates(config: EvaluateConfig, catalog: CatalogDB, file_peers: list[Peer]) -> list[Candidate]:
     found = [Candidate(BASELINE, config.baseline_model, config.baseline_pretrained, config.baseline_random_init)]
     if catalog.files("model_checkpoints"):
         registered = catalog.query("SELECT run, model, checkpoint FROM model_checkpoints ORDER BY created_at DESC")
         for index, row in enumerate(registered if config.all_checkpoints else registered[:1]):
             found.append(Candidate(FINETUNED if index == 0 else f"{FINETUNED}:{row['run']}", row["model"],
                                    row["checkpoint"]))
-    return found + [Candidate(peer.name, peer.model, peer.pretrained) for peer in config.peers]
+    return found + [Candidate(peer.name, peer.model, peer.pretrained) for peer in [*config.peers, *file_peers]]
 
 
 @dg.asset(
@@ -114,14 +127,18 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
     evaluated_at = datetime.now(timezone.utc)
     device = _device(config.device)
     pairs = catalog.table("curated_pairs") if catalog.files("curated_pairs") else None
-    zappos = _zappos(context, config)
+    zappos = _zappos(context, config, paths)
     if pairs is None and zappos is None:
         raise dg.Failure("nothing to evaluate on: no curated_pairs Parquet (materialize curated_pairs) and no "
                          f"UT Zappos50K ({NOT_CONFIGURED})")
     leaves = category_leaves(pairs) if pairs is not None else None
+    try:
+        file_peers = read_peers(config.peers_file, paths) if config.peers_file else []
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
 
     rows, missing = [], {}
-    for candidate in candidates(config, catalog):
+    for candidate in candidates(config, catalog, file_peers):
         try:
             weights = resolve_weights(candidate.model, candidate.weights, allow_random_init=candidate.allow_random_init)
         except (MissingWeights, ValueError) as error:
@@ -144,6 +161,7 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
     catalog.publish("metrics")
     (stored,) = catalog.query("SELECT count(*) AS n FROM metrics")
     report_dir = paths.reports / f"metrics-{evaluation}"
+    benchmark_files = write_benchmark_json(table, report_dir / "clip_benchmark")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": stored["n"],
         "rows_this_run": table.num_rows,
@@ -155,6 +173,7 @@ def model_metrics(context: dg.AssetExecutionContext, config: EvaluateConfig, cat
         **headline_numbers(table),
         "plots": dg.MetadataValue.md(write_plots(table, report_dir)),
         "report_dir": dg.MetadataValue.path(str(report_dir)),
+        "clip_benchmark_files": len(benchmark_files),
         "device": device,
     })
 
@@ -218,8 +237,11 @@ def _only(table: pa.Table, dataset: str) -> pa.Table:
     return table.filter(pc.equal(table.column("dataset"), dataset))
 
 
-def _zappos(context: dg.AssetExecutionContext, config: EvaluateConfig) -> ZapposDataset | None:
-    root = config.zappos_dir or env(ZAPPOS_DIR)
+def _zappos(context: dg.AssetExecutionContext, config: EvaluateConfig, paths: DataPaths) -> ZapposDataset | None:
+    """The copy the run config names, else $CLIPSHOE_ZAPPOS_DIR's, else the one `clipshoe
+    zappos fetch` put in the data dir; None when there is none."""
+    fetched = paths.zappos if any((paths.zappos / name).is_dir() for name in IMAGE_DIRS) else None
+    root = config.zappos_dir or env(ZAPPOS_DIR) or fetched
     if root is None:
         context.log.info(NOT_CONFIGURED)
         return None

@@ -4,6 +4,12 @@ Defaults follow the fine-tuning practice of the peer models (FashionCLIP, open_c
 a learning rate two orders below open_clip's from-scratch default (5e-4 would wipe
 out the pretrained features), weight decay 0.1, a short warm-up, few epochs, bf16
 autocast on GPUs. FashionCLIP used lr 1e-6 for ViT-L-14; 5e-6 suits ViT-B-32.
+The default base reads Vietnamese through a 12-layer XLM-RoBERTa text tower trained on
+100+ languages, which a few epochs of shop captions would wear down (catastrophic
+forgetting, the failure FashionCLIP's model card warns of, and the trade-off its issue
+#25 discusses): so the text tower is locked except its top 4 layers (and projection),
+which adapt to shop vocabulary; the image tower trains whole. A model trained from
+random weights (the tiny CPU ones) has nothing to keep and sets lock_text off.
 Speed settings (torch.compile, fused AdamW) change how fast a run goes, not what it
 learns, so they are not part of a run's identity: changing them resumes the same run.
 """
@@ -27,7 +33,7 @@ ExportFields = mirror(ExportConfig, exclude=("seed",))
 class FinetuneConfig(dg.Config):
     """What to train and how; every field is an open_clip_train flag or the data export's."""
 
-    model: str = Field(default=BASE_MODEL, description="open_clip model config name (or clipshoe-tiny for CPU tests).")
+    model: str = Field(default=BASE_MODEL, description="open_clip model config name (or clipshoe-tiny / clipshoe-tiny-hf for CPU tests).")
     pretrained: str | None = Field(
         default=BASE_PRETRAINED,
         description="open_clip pretrained tag (from the local cache) or a checkpoint path; empty: see allow_random_init.")
@@ -42,8 +48,8 @@ class FinetuneConfig(dg.Config):
     accum_freq: int = Field(default=1, ge=1, description="Gradient accumulation (open_clip's feature cache).")
     lock_image: bool = False
     lock_image_unlocked_groups: int = Field(default=0, ge=0)
-    lock_text: bool = False
-    lock_text_unlocked_layers: int = Field(default=0, ge=0)
+    lock_text: bool = Field(default=True, description="Freeze the text tower but its top lock_text_unlocked_layers.")
+    lock_text_unlocked_layers: int = Field(default=4, ge=0, description="Top text layers left to train (with lock_text).")
     grad_checkpointing: bool = False
     workers: int = Field(default=4, ge=0, description="Data loader processes per GPU.")
     seed: int = 0
@@ -64,8 +70,6 @@ class FinetuneConfig(dg.Config):
     def _consistent(self) -> "FinetuneConfig":
         if self.lock_image_unlocked_groups and not self.lock_image:
             raise ValueError("lock_image_unlocked_groups needs lock_image")
-        if self.lock_text_unlocked_layers and not self.lock_text:
-            raise ValueError("lock_text_unlocked_layers needs lock_text")
         if self.pretrained and self.model.startswith(SCHEMA_PREFIXES):
             raise ValueError(f"open_clip's trainer takes the weights of {self.model} from its source and ignores "
                              "--pretrained: leave `pretrained` empty (to continue from a checkpoint, name the "
