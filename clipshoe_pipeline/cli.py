@@ -29,6 +29,11 @@ def subcommand(subparsers: argparse._SubParsersAction, name: str, summary: str,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
+def command_group(subparsers: argparse._SubParsersAction, name: str, summary: str) -> argparse._SubParsersAction:
+    """A subcommand whose own subcommands (`clipshoe NAME ACTION`) are added to the returned object."""
+    return subcommand(subparsers, name, summary).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
 def add_catalog_arguments(parser: argparse.ArgumentParser, products_per_site: int) -> None:
     """What the synthetic catalog is made of, for every command that starts a replay shop."""
     parser.add_argument("--seed", type=int, default=0, help="the replay shop's catalog seed")
@@ -221,8 +226,7 @@ def run_zappos_fetch(args: argparse.Namespace) -> int:
 
 
 def add_zappos_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subcommand(subparsers, "zappos", "UT Zappos50K, the public dataset the evaluation scores on")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = command_group(subparsers, "zappos", "UT Zappos50K, the public dataset the evaluation scores on")
     fetch = subcommand(
         actions, "fetch", "download, verify and unpack UT Zappos50K (non-commercial research use only)",
         "Download the official archives (resuming an interrupted download), check every member's CRC and the "
@@ -273,8 +277,7 @@ def run_models_convert(args: argparse.Namespace) -> int:
 
 
 def add_models_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subcommand(subparsers, "models", "the CLIP weights training and evaluation start from")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = command_group(subparsers, "models", "the CLIP weights training and evaluation start from")
     fetch = subcommand(
         actions, "fetch", "download a model's weights (and text tower files) into the Hugging Face cache",
         "What a training or evaluation of MODEL would download on first use, fetched ahead of time (e.g. on a "
