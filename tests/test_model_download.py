@@ -117,3 +117,17 @@ def test_the_tiny_text_tower_config_names_its_folder_absolutely():
     config = model_config()["text_cfg"]
     assert os.path.isabs(config["hf_model_name"])
     assert json.loads((ensure_text_tower() / "config.json").read_text())["model_type"] == "xlm-roberta"
+
+
+def test_an_openfashionclip_checkpoint_loads_as_a_peer(tmp_path):
+    """OpenFashionCLIP publishes a torch file with the state dict under 'CLIP'."""
+    import torch
+
+    from clipshoe_pipeline.training.models import TINY_MODEL
+
+    model = open_clip_folder(tmp_path / "repo")
+    torch.save({"CLIP": model.state_dict()}, tmp_path / "finetuned_clip.pt")
+    weights = resolve_weights(TINY_MODEL, str(tmp_path / "finetuned_clip.pt"))
+    loaded, _, _ = load_clip(TINY_MODEL, weights.value)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
