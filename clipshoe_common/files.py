@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,18 @@ def write_once(path: Path, data: bytes) -> None:
     file already holds these bytes, and since files appear by rename, it is complete."""
     if not path.exists():
         write_bytes_atomic(path, data)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Rename the finished folder `staging` to `target`; a `target` already there stays
+    whole until the new one is in place, then is removed."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
+    target.rename(retired / target.name)
+    staging.rename(target)
+    shutil.rmtree(retired)
 
 
 def tail(path: Path, lines: int) -> str:

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from clipshoe_common.files import replace_dir
 from clipshoe_pipeline.training import hub
 
 HF_CONFIG = "config.json"
@@ -98,7 +99,7 @@ def convert_hf_clip(source: str, out_dir: Path, *, overwrite: bool = False) -> P
         (staging / HF_CONFIG_NAME).write_text(
             json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, indent=2), encoding="utf-8")
         save_file(state_dict, staging / HF_SAFE_WEIGHTS_NAME)
-        _swap_in(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -286,12 +287,3 @@ def _occupied(path: Path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Rename `staging` to `target`; a `target` that exists is kept whole until then."""
-    if not _occupied(target):
-        staging.replace(target)  # rename(2) replaces an empty folder
-        return
-    retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-    target.rename(retired / target.name)
-    staging.rename(target)
-    shutil.rmtree(retired)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipshoe_common.files import replace_dir
 from clipshoe_pipeline.curation.split import TEST, group_of_rows, grouped_split
 
 CSV_IMAGE_KEY = "filepath"  # open_clip's defaults (--csv-img-key / --csv-caption-key)
@@ -134,7 +135,7 @@ def export_training_data(pairs: Sequence[Mapping[str, Any]], data_root: Path, ou
         else:
             dataset_type, train_spec = "csv", "train.csv"
             _write_csv(train, staging / "train.csv")
-        _replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -172,18 +173,6 @@ def _add_bytes(shard: tarfile.TarFile, name: str, payload: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
     shard.addfile(info, io.BytesIO(payload))
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Swap `staging` in as `target`: the old export stays whole until the new one is."""
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired)
-    else:
-        staging.rename(target)
 
 
 def _snapshot(train: Sequence[Mapping[str, str]], val: Sequence[Mapping[str, str]]) -> str:
